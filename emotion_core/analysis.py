@@ -1,0 +1,207 @@
+"""One clip -> one typed result: decode, detect faces, run both models, fuse.
+
+``analyze_file`` is the single analysis path used by the command line, the app and the batch
+runner. Each result depends on its input alone.
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .constants import EMOTIONS, SAMPLE_RATE, SILENCE_DBFS
+from .errors import MediaError
+from .faces import FaceDetector, FaceObservation, face_input_from_crop
+from .features import frame_dbfs, voice_windows
+from .fusion import fuse
+from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
+from .media import Limits, MediaInfo, iter_frames, load_audio, load_image, probe
+from .registry import Models, load_models
+
+MAX_KEPT_CROPS = 60
+"""Colour face crops kept per clip for display (Grad-CAM); the rest are dropped after use."""
+
+
+def probs_dict(p: np.ndarray) -> dict[str, float]:
+    return {e: float(v) for e, v in zip(EMOTIONS, p, strict=True)}
+
+
+@dataclass
+class FaceFrame:
+    t: float
+    probs: np.ndarray
+    det_prob: float
+    box: np.ndarray
+    n_faces: int
+    crop_rgb: np.ndarray | None = None
+    face_input: np.ndarray | None = None
+
+
+@dataclass
+class FaceBranch:
+    probs: np.ndarray
+    frames: list[FaceFrame]
+    frames_sampled: int
+
+    @property
+    def frames_used(self) -> int:
+        return len(self.frames)
+
+
+@dataclass
+class VoiceBranch:
+    probs: np.ndarray
+    windows: list[VoiceWindow]
+    voiced_seconds: float
+
+
+@dataclass
+class AnalysisResult:
+    file: str
+    kind: str | None = None
+    duration: float | None = None
+    probs: np.ndarray | None = None
+    face: FaceBranch | None = None
+    voice: VoiceBranch | None = None
+    agreement: str | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    untrained: bool = False
+    audio: np.ndarray | None = None  # kept in memory only, for explanations; never serialised
+
+    @property
+    def label(self) -> str | None:
+        return None if self.probs is None else EMOTIONS[int(np.argmax(self.probs))]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The command-line JSON contract (see README)."""
+        face = voice = None
+        if self.face is not None:
+            face = {"probs": probs_dict(self.face.probs), "frames_used": self.face.frames_used,
+                    "frames_sampled": self.face.frames_sampled,
+                    "frames": [{"t": round(f.t, 3), "probs": probs_dict(f.probs),
+                                "box": [round(float(v), 1) for v in f.box]} for f in self.face.frames]}
+        if self.voice is not None:
+            voice = {"probs": probs_dict(self.voice.probs), "voiced_seconds": round(self.voice.voiced_seconds, 2),
+                     "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "probs": probs_dict(w.probs)}
+                                 for w in self.voice.windows]}
+        d: dict[str, Any] = {
+            "file": self.file,
+            "label": self.label,
+            "probs": None if self.probs is None else probs_dict(self.probs),
+            "modalities": {"face": face, "voice": voice},
+            "agreement": self.agreement,
+            "warnings": list(self.warnings),
+            "error": self.error,
+        }
+        if self.untrained:
+            d["untrained"] = True
+        return d
+
+
+class Analyzer:
+    """Holds the loaded models and the face detector; analyses one input at a time."""
+
+    def __init__(self, models: Models | None = None, limits: Limits = Limits(), detector: FaceDetector | None = None):
+        self.models = models or load_models()
+        self.limits = limits
+        self.detector = detector or FaceDetector()
+
+    # -- branches --------------------------------------------------------------------------
+    def voice_branch(self, audio: np.ndarray | None, warnings: list[str], kind: str) -> VoiceBranch | None:
+        if audio is None:
+            warnings.append("voice: the file has no audio track." if kind == "video" else
+                            "voice: a still image has no voice.")
+            return None
+        if len(audio) < SAMPLE_RATE * 0.5:
+            warnings.append("voice: the audio is shorter than half a second; too short to judge the voice.")
+            return None
+        if frame_dbfs(audio).max() < SILENCE_DBFS:
+            warnings.append("voice: the audio track is silent; no voice to analyse.")
+            return None
+        windows = voice_windows(audio)
+        if not windows:
+            warnings.append("voice: no stretch of at least half a second of voice was found.")
+            return None
+        vws = predict_voice_windows(self.models.voice, audio, windows)
+        voiced = float(sum((w.end - w.start) * w.activity for w in vws))
+        return VoiceBranch(pool_voice(vws), vws, voiced)
+
+    def face_branch(self, observations: list[tuple[float, FaceObservation | None]], warnings: list[str]
+                    ) -> FaceBranch | None:
+        sampled = len(observations)
+        seen = [o for _, o in observations if o is not None]
+        if not seen:
+            warnings.append("face: no face was found." if sampled <= 1 else
+                            f"face: no face was found in any of the {sampled} sampled frames.")
+            return None
+        probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]))
+        keep = set(np.linspace(0, len(seen) - 1, min(len(seen), MAX_KEPT_CROPS)).round().astype(int).tolist())
+        frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb if i in keep else None,
+                            o.face_input if i in keep else None)
+                  for i, (o, p) in enumerate(zip(seen, probs, strict=True))]
+        if sampled > 1 and len(seen) < 0.5 * sampled:
+            warnings.append(f"face: a face was found in only {len(seen)} of {sampled} sampled frames.")
+        if max(o.n_faces for o in seen) > 1:
+            warnings.append("face: more than one face is in view; the largest, followed through the clip, is analysed.")
+        return FaceBranch(pool_faces(probs, np.array([o.prob for o in seen])), frames, sampled)
+
+    # -- whole inputs ----------------------------------------------------------------------
+    def analyze(self, path: str | Path, crop_is_face: bool = False, keep_audio: bool = False,
+                display_name: str | None = None) -> AnalysisResult:
+        """Analyse one file; never raises for bad input (the result's ``error`` says why)."""
+        path = Path(path)
+        res = AnalysisResult(file=display_name or str(path), untrained=self.models.untrained)
+        if res.untrained:
+            res.warnings.append("UNTRAINED MODEL: no trained weights are installed; these numbers are not predictions.")
+        try:
+            info = probe(path, self.limits)
+            res.kind, res.duration = info.kind, info.duration
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                self._run(info, res, crop_is_face, keep_audio)
+        except MediaError as e:
+            res.error = str(e)
+        except MemoryError:
+            res.error = f"{path.name}: the file is too large to analyse on this machine."
+        return res
+
+    def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool) -> None:
+        if info.kind == "image":
+            img = load_image(info)
+            if crop_is_face:
+                crop = np.asarray(img)
+                obs = FaceObservation(0.0, np.array([0, 0, img.shape[1], img.shape[0]], float), np.zeros((5, 2)),
+                                      1.0, 1, crop, face_input_from_crop(crop))
+                observations = [(0.0, obs)]
+            else:
+                from .media import Frame
+
+                observations = [(0.0, o) for _, o in self.detector.track([Frame(0.0, img)])]
+            res.face = self.face_branch(observations, res.warnings)
+            audio = None
+        else:
+            audio = load_audio(info)
+            if info.has_video:
+                observations = [(fr.t, o) for fr, o in self.detector.track(iter_frames(info))]
+                if not observations:
+                    raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
+                res.face = self.face_branch(observations, res.warnings)
+            elif audio is None:
+                raise MediaError(f"{info.path.name}: the audio could not be decoded.")
+        res.voice = self.voice_branch(audio, res.warnings, info.kind)
+        if keep_audio:
+            res.audio = audio
+        if res.face is None and res.voice is None:
+            res.warnings.append("neither a face nor a voice could be analysed; no emotion is given.")
+            return
+        fused = fuse(None if res.face is None else res.face.probs, None if res.voice is None else res.voice.probs,
+                     0 if res.face is None else res.face.frames_used,
+                     0.0 if res.voice is None else res.voice.voiced_seconds)
+        res.probs, res.agreement = fused.probs, fused.agreement
+        res.weights = {"face": fused.face_weight, "voice": fused.voice_weight}

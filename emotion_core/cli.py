@@ -1,0 +1,94 @@
+"""Command line: ``python -m emotion_core {analyze,train,evaluate} ...`` (also ``emotion-core``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from .constants import MAX_DURATION_S, MAX_FILE_MB
+
+
+def expand_inputs(paths: list[str]) -> list[Path]:
+    """Files as given, directories replaced by every media file under them (sorted)."""
+    from .media import is_media_file
+
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and is_media_file(f))
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import Analyzer
+    from .media import Limits
+
+    inputs = expand_inputs(args.paths)
+    analyzer = Analyzer(limits=Limits(max_file_mb=args.max_mb, max_duration_s=args.max_duration))
+    status = 0
+    for path in inputs:
+        res = analyzer.analyze(path, crop_is_face=args.crop_is_face)
+        if res.error:
+            status = 2
+        if args.json:
+            print(json.dumps(res.to_dict()), flush=True)
+        else:
+            conf = f" ({res.probs.max():.0%})" if res.probs is not None else ""
+            print(f"{path}: {res.error or res.label}{conf}", flush=True)
+            for w in res.warnings:
+                print(f"  warning: {w}", flush=True)
+    return status
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.what == "voice":
+        from .train_voice import main as train_voice
+
+        return train_voice(args)
+    from .train_face import main as train_face
+
+    return train_face(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emotion_core", description="Emotion recognition from face and voice.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("analyze", help="analyse video, audio or image files")
+    a.add_argument("paths", nargs="+", help="files or folders (every media file under a folder)")
+    a.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
+    a.add_argument("--crop-is-face", action="store_true", help="images are already-cropped faces")
+    a.add_argument("--max-mb", type=float, default=MAX_FILE_MB, help="largest file accepted (MB)")
+    a.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest recording (s)")
+    a.set_defaults(func=cmd_analyze)
+
+    for name in ("train", "evaluate"):
+        t = sub.add_parser(name, help=f"{name} a model (see the model card)")
+        t.add_argument("what", choices=["voice", "face"])
+        t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face)")
+        t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")
+        t.add_argument("--weights", default=None, help="where to write the shipped checkpoint (default weights/)")
+        t.add_argument("--device", default="auto")
+        t.add_argument("--epochs", type=int, default=None)
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--folds", default="all", help="'all', 'none', or comma list of fold numbers (voice)")
+        t.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
+                       help="also train the shipped model on all the data")
+        t.add_argument("--quick", action="store_true", help="tiny settings, for tests")
+        t.set_defaults(func=cmd_train, evaluate_only=name == "evaluate")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    warnings.filterwarnings("ignore")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

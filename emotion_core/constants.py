@@ -1,0 +1,67 @@
+"""Every number the pipeline shares lives here, so training and inference cannot drift apart."""
+
+from __future__ import annotations
+
+EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "calm",
+    "happy",
+    "sad",
+    "angry",
+    "fearful",
+    "disgust",
+    "surprised",
+)
+"""The eight RAVDESS classes, in RAVDESS order (emotion code = index + 1)."""
+
+# FER2013 folder names -> index in EMOTIONS. FER2013 has no "calm".
+FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+FER_TO_EMOTION: dict[str, str] = {
+    "angry": "angry",
+    "disgust": "disgust",
+    "fear": "fearful",
+    "happy": "happy",
+    "neutral": "neutral",
+    "sad": "sad",
+    "surprise": "surprised",
+}
+FACE_EMOTIONS: tuple[str, ...] = tuple(e for e in EMOTIONS if e != "calm")
+"""The seven classes the face model predicts (EMOTIONS without calm), in EMOTIONS order."""
+
+# --- audio -----------------------------------------------------------------------------------
+SAMPLE_RATE = 16_000
+N_FFT = 400  # 25 ms window
+HOP_LENGTH = 160  # 10 ms hop -> 100 mel frames per second
+N_MELS = 80  # Whisper's front end, so the pretrained encoder sees what it was trained on
+SILENCE_DBFS = -55.0
+"""A track whose loudest 50 ms stays below this level (dBFS, RMS) carries no usable voice."""
+VOICE_WINDOW_S = 4.0
+"""Length of one voice-model input; longer audio is analysed in overlapping windows and pooled."""
+VOICE_HOP_S = 2.0
+MIN_VOICE_S = 0.5
+"""Shorter active speech than this gives no voice answer."""
+
+# --- video / faces ---------------------------------------------------------------------------
+FRAME_RATE = 5.0
+"""Frames per second sampled from a video for the face branch."""
+DETECT_MAX_SIDE = 640
+"""Frames are downscaled so their longer side is at most this before face detection."""
+MIN_FACE_SIZE = 40
+"""Smallest face (pixels, in the downscaled frame) MTCNN looks for."""
+FACE_MIN_PROB = 0.90
+FACE_MARGIN = 0.15
+"""Extra border around the MTCNN box, as a fraction of the box size (matches FER2013 framing)."""
+FACE_INPUT_SIZE = 48
+"""Face-model input: FER2013's 48x48 greyscale; MTCNN crops are converted to exactly this."""
+FACE_DISPLAY_SIZE = 160
+"""Colour crops kept for display (Grad-CAM overlays)."""
+
+# --- limits ----------------------------------------------------------------------------------
+MAX_FILE_MB = 200.0
+MAX_DURATION_S = 20 * 60.0
+MAX_IMAGE_PIXELS = 50_000_000
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS | IMAGE_EXTENSIONS

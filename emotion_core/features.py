@@ -1,0 +1,83 @@
+"""Voice features: the Whisper-style log-mel spectrogram, loudness and voice-window selection.
+
+The log-mel front end is Whisper's (80 bands, 25 ms window, 10 ms hop, log10, 8-decade floor,
+scaled to roughly [-1, 1]) computed with librosa, so the pretrained encoder sees what it was
+trained on and the LIME panels show exactly what the model saw.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import librosa
+import numpy as np
+
+from .constants import (
+    HOP_LENGTH,
+    MIN_VOICE_S,
+    N_FFT,
+    N_MELS,
+    SAMPLE_RATE,
+    SILENCE_DBFS,
+    VOICE_HOP_S,
+    VOICE_WINDOW_S,
+)
+
+
+@lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+
+
+def log_mel(audio: np.ndarray) -> np.ndarray:
+    """(N_MELS, frames) float32 log-mel of 16 kHz mono audio, Whisper's normalisation."""
+    audio = np.asarray(audio, dtype=np.float32)
+    spec = np.abs(librosa.stft(audio, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann",
+                               center=True, pad_mode="reflect")) ** 2
+    mel = mel_filters() @ spec[:, :-1] if spec.shape[1] > 1 else mel_filters() @ spec
+    logm = np.log10(np.maximum(mel, 1e-10))
+    logm = np.maximum(logm, logm.max() - 8.0)
+    return ((logm + 4.0) / 4.0).astype(np.float32)
+
+
+def frame_dbfs(audio: np.ndarray, frame_s: float = 0.05) -> np.ndarray:
+    """RMS level in dBFS of consecutive ``frame_s`` frames."""
+    n = max(1, int(frame_s * SAMPLE_RATE))
+    usable = len(audio) // n * n
+    if usable == 0:
+        return np.full(1, -120.0)
+    frames = audio[:usable].reshape(-1, n).astype(np.float64)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    return 20 * np.log10(np.maximum(rms, 1e-6))
+
+
+def voice_activity(audio: np.ndarray, frame_s: float = 0.05) -> np.ndarray:
+    """Boolean per ``frame_s`` frame: loud enough to hold voice.
+
+    Relative threshold (30 dB under the clip's loud frames) with an absolute floor, so a quiet
+    but clean recording still counts and digital silence never does.
+    """
+    db = frame_dbfs(audio, frame_s)
+    ref = np.percentile(db, 95)
+    return db > max(SILENCE_DBFS, ref - 30.0)
+
+
+def voice_windows(audio: np.ndarray, window_s: float = VOICE_WINDOW_S, hop_s: float = VOICE_HOP_S
+                  ) -> list[tuple[float, float, float]]:
+    """Windows (start s, end s, share of active frames) that contain enough voice to classify.
+
+    Audio no longer than one window gives one window spanning it.
+    """
+    duration = len(audio) / SAMPLE_RATE
+    active = voice_activity(audio)
+    frame_s = 0.05
+    starts = [0.0] if duration <= window_s else list(np.arange(0.0, duration - window_s + 1e-6, hop_s))
+    if duration > window_s and starts[-1] + window_s < duration - 1e-6:
+        starts.append(duration - window_s)
+    out = []
+    for s in starts:
+        e = min(duration, s + window_s)
+        seg = active[int(s / frame_s): max(int(s / frame_s) + 1, int(e / frame_s))]
+        if seg.sum() * frame_s >= MIN_VOICE_S:
+            out.append((float(s), float(e), float(seg.mean())))
+    return out

@@ -1,0 +1,98 @@
+"""Running the two models: voice windows -> probabilities, face inputs -> probabilities.
+
+Both branches return probabilities in the 8-class EMOTIONS space. The face model has no calm
+class (FER2013 has none): its calm probability is 0 and fusion leaves calm to the voice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
+from .features import log_mel, voice_windows
+from .registry import LoadedModel
+
+_FACE_IDX = np.array([EMOTIONS.index(e) for e in FACE_EMOTIONS])
+
+
+def face_to_8(p7: np.ndarray) -> np.ndarray:
+    """(..., 7) face probabilities -> (..., 8) with calm = 0."""
+    p8 = np.zeros(p7.shape[:-1] + (len(EMOTIONS),), dtype=np.float64)
+    p8[..., _FACE_IDX] = p7
+    return p8
+
+
+def softmax_t(logits: torch.Tensor, temperature: float = 1.0) -> np.ndarray:
+    return torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy().astype(np.float64)
+
+
+def mel_batch(mels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad log-mels to one length; returns (batch, n_mels, frames) and valid frame counts.
+
+    Padding uses each clip's floor value (Whisper's silence level after normalisation).
+    """
+    n = max(m.shape[1] for m in mels)
+    out = np.stack([np.pad(m, ((0, 0), (0, n - m.shape[1])), constant_values=float(m.min())) for m in mels])
+    return torch.from_numpy(out), torch.tensor([m.shape[1] for m in mels])
+
+
+@dataclass
+class VoiceWindow:
+    start: float
+    end: float
+    activity: float
+    probs: np.ndarray  # (8,)
+
+
+@torch.inference_mode()
+def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float, float, float]]
+                          | None = None, batch_size: int = 16) -> list[VoiceWindow]:
+    """Voice probabilities for each voiced window of ``audio`` (16 kHz mono)."""
+    windows = voice_windows(audio) if windows is None else windows
+    out: list[VoiceWindow] = []
+    for i in range(0, len(windows), batch_size):
+        chunk = windows[i: i + batch_size]
+        mels = [log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]) for s, e, _ in chunk]
+        x, n = mel_batch(mels)
+        probs = softmax_t(model.model(x, n), model.temperature)
+        out += [VoiceWindow(s, e, a, p) for (s, e, a), p in zip(chunk, probs, strict=True)]
+    return out
+
+
+def pool_voice(windows: list[VoiceWindow]) -> np.ndarray:
+    """Clip-level voice probabilities: windows weighted by how much of them is voiced."""
+    w = np.array([vw.activity for vw in windows])
+    p = np.stack([vw.probs for vw in windows])
+    return (w[:, None] * p).sum(0) / w.sum()
+
+
+@torch.inference_mode()
+def predict_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = 32, flip_tta: bool = True) -> np.ndarray:
+    """(n, 48, 48) face inputs in [0, 1] -> (n, 8) probabilities (calm = 0).
+
+    Averages the prediction of the face and its mirror image (cheap, steadier on real video).
+    """
+    out = []
+    for i in range(0, len(faces), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(faces[i: i + batch_size], dtype=np.float32))[:, None]
+        logits = model.model(x)
+        if flip_tta:
+            logits = (logits + model.model(torch.flip(x, dims=[-1]))) / 2
+        out.append(softmax_t(logits, model.temperature))
+    return face_to_8(np.concatenate(out)) if out else np.zeros((0, len(EMOTIONS)))
+
+
+def pool_faces(probs: np.ndarray, det_probs: np.ndarray) -> np.ndarray:
+    """Clip-level face probabilities, robust to blurred, turned or mis-detected frames.
+
+    Each frame counts by its detector confidence times its own certainty (1 - normalised
+    entropy over the 7 face classes), so a blurred or side-on frame, whose prediction is flat,
+    weighs little instead of dragging the average.
+    """
+    p7 = np.clip(probs[:, _FACE_IDX], 1e-9, 1)
+    ent = -(p7 * np.log(p7)).sum(1) / np.log(len(_FACE_IDX))
+    w = det_probs**2 * np.clip(1 - ent, 0.05, 1)
+    return (w[:, None] * probs).sum(0) / w.sum()
