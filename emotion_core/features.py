@@ -1,7 +1,7 @@
 """Voice features: the Whisper-style log-mel spectrogram, loudness and voice-window selection.
 
 The log-mel front end is Whisper's (80 bands, 25 ms window, 10 ms hop, log10, 8-decade floor,
-scaled to roughly [-1, 1]) computed with librosa, so the pretrained encoder sees what it was
+scaled to roughly [-1, 1]; librosa's mel filterbank, torch's STFT), so the pretrained encoder sees what it was
 trained on and the LIME panels show exactly what the model saw.
 """
 
@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import librosa
 import numpy as np
+import torch
 
 from .constants import (
     HOP_LENGTH,
@@ -24,20 +25,35 @@ from .constants import (
 )
 
 
-@lru_cache(maxsize=1)
-def mel_filters() -> np.ndarray:
-    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+@lru_cache(maxsize=4)
+def _mel_basis(device: str) -> torch.Tensor:
+    fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
+    return torch.from_numpy(fb.astype(np.float32)).to(device)
+
+
+def log_mel_torch(audio: torch.Tensor) -> torch.Tensor:
+    """(batch, samples) -> (batch, N_MELS, samples // HOP_LENGTH) Whisper-normalised log-mel.
+
+    Batched and device-agnostic, so training computes on the GPU exactly what inference
+    computes on the CPU. Zero padding at the end of an item does not change its frames.
+    """
+    window = torch.hann_window(N_FFT, device=audio.device)
+    stft = torch.stft(audio.float(), N_FFT, HOP_LENGTH, window=window, center=True,
+                      pad_mode="reflect", return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    mel = _mel_basis(str(audio.device)) @ power
+    logm = torch.log10(torch.clamp(mel, min=1e-10))
+    logm = torch.maximum(logm, logm.amax(dim=(1, 2), keepdim=True) - 8.0)
+    return (logm + 4.0) / 4.0
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:
-    """(N_MELS, frames) float32 log-mel of 16 kHz mono audio, Whisper's normalisation."""
+    """(N_MELS, frames) float32 log-mel of 16 kHz mono audio (Whisper's front end)."""
     audio = np.asarray(audio, dtype=np.float32)
-    spec = np.abs(librosa.stft(audio, n_fft=N_FFT, hop_length=HOP_LENGTH, window="hann",
-                               center=True, pad_mode="reflect")) ** 2
-    mel = mel_filters() @ spec[:, :-1] if spec.shape[1] > 1 else mel_filters() @ spec
-    logm = np.log10(np.maximum(mel, 1e-10))
-    logm = np.maximum(logm, logm.max() - 8.0)
-    return ((logm + 4.0) / 4.0).astype(np.float32)
+    if len(audio) < N_FFT:
+        audio = np.pad(audio, (0, N_FFT - len(audio)))
+    with torch.no_grad():
+        return log_mel_torch(torch.from_numpy(audio)[None])[0].numpy()
 
 
 def frame_dbfs(audio: np.ndarray, frame_s: float = 0.05) -> np.ndarray:

@@ -45,6 +45,7 @@ class VoiceWindow:
     end: float
     activity: float
     probs: np.ndarray  # (8,)
+    logits: np.ndarray | None = None  # (8,) before temperature, for calibration
 
 
 @torch.inference_mode()
@@ -57,8 +58,10 @@ def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[t
         chunk = windows[i: i + batch_size]
         mels = [log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]) for s, e, _ in chunk]
         x, n = mel_batch(mels)
-        probs = softmax_t(model.model(x, n), model.temperature)
-        out += [VoiceWindow(s, e, a, p) for (s, e, a), p in zip(chunk, probs, strict=True)]
+        device = next(model.model.parameters()).device
+        logits = model.model(x.to(device), n.to(device)).float()
+        probs = softmax_t(logits, model.temperature)
+        out += [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(chunk, probs, logits.cpu().numpy(), strict=True)]
     return out
 
 
@@ -76,8 +79,9 @@ def predict_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = 32, f
     Averages the prediction of the face and its mirror image (cheap, steadier on real video).
     """
     out = []
+    device = next(model.model.parameters()).device
     for i in range(0, len(faces), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(faces[i: i + batch_size], dtype=np.float32))[:, None]
+        x = torch.from_numpy(np.ascontiguousarray(faces[i: i + batch_size], dtype=np.float32))[:, None].to(device)
         logits = model.model(x)
         if flip_tta:
             logits = (logits + model.model(torch.flip(x, dims=[-1]))) / 2

@@ -1,0 +1,60 @@
+"""Metrics shared by every evaluation: accuracy, macro F1, per-class recall, confusion matrix,
+expected calibration error and temperature fitting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), dtype=int)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def summarize(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> dict:
+    """Accuracy, macro F1, per-class recall and the confusion matrix (rows = truth)."""
+    y_true = np.asarray(y_true)
+    y_pred = probs.argmax(1)
+    cm = confusion(y_true, y_pred, len(classes))
+    tp = np.diag(cm).astype(float)
+    recall = tp / np.maximum(cm.sum(1), 1)
+    precision = tp / np.maximum(cm.sum(0), 1)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    present = cm.sum(1) > 0
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()),
+        "macro_f1": float(f1[present].mean()),
+        "recall": {c: float(r) for c, r, p in zip(classes, recall, present, strict=True) if p},
+        "confusion": cm.tolist(),
+        "classes": list(classes),
+        "ece": ece(y_true, probs),
+    }
+
+
+def ece(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top-class confidence (equal-width bins)."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == np.asarray(y_true)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs(conf[m].mean() - correct[m].mean())
+    return float(total)
+
+
+def fit_temperature(nll_at: Callable[[float], float], grid: np.ndarray | None = None) -> float:
+    """The temperature minimising a held-out negative log-likelihood (coarse-to-fine grid)."""
+    grid = np.exp(np.linspace(np.log(0.3), np.log(5.0), 60)) if grid is None else grid
+    best = min(grid, key=nll_at)
+    fine = np.linspace(best * 0.9, best * 1.1, 21)
+    return float(min(fine, key=nll_at))
+
+
+def nll(y_true: np.ndarray, probs: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1)).mean())

