@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--quick", action="store_true", help="tiny settings, for tests")
         t.add_argument("--whisper", default=None, help="Whisper tiny.en: CTranslate2 model.bin or extracted .pt")
         t.add_argument("--ablation", action="store_true", help="also run the ablation baselines")
+        t.add_argument("--ablation-only", action="store_true", help="run only the ablation baselines")
+        t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training or model setting")
         t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
         t.set_defaults(func=cmd_train, evaluate_only=name == "evaluate")
     return p

@@ -23,6 +23,9 @@ class VoiceConfig:
     encoder: WhisperEncoderConfig = field(default_factory=WhisperEncoderConfig)
     n_classes: int = len(EMOTIONS)
     dropout: float = 0.2
+    pooling: str = "attn"
+    """"attn": attention-weighted mean over time; "attn_stats": weighted mean and standard
+    deviation (attentive statistics pooling), which also carries how the voice varies."""
 
     @classmethod
     def from_dict(cls, d: dict) -> VoiceConfig:
@@ -47,7 +50,8 @@ class VoiceNet(nn.Module):
         self.layer_logits = nn.Parameter(torch.zeros(cfg.encoder.n_layers + 1))
         self.norm = nn.LayerNorm(d)
         self.attn = nn.Sequential(nn.Linear(d, 128), nn.Tanh(), nn.Linear(128, 1))
-        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d, cfg.n_classes))
+        d_out = 2 * d if cfg.pooling == "attn_stats" else d
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d_out, cfg.n_classes))
 
     def embed(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled utterance embedding (batch, d_model). ``n_frames`` = valid mel frames per item."""
@@ -63,7 +67,11 @@ class VoiceNet(nn.Module):
         if pad is not None:
             score = score.masked_fill(pad, float("-inf"))
         a = torch.softmax(score, dim=1)
-        return torch.einsum("bt,btd->bd", a, h)
+        mean = torch.einsum("bt,btd->bd", a, h)
+        if self.cfg.pooling != "attn_stats":
+            return mean
+        var = torch.einsum("bt,btd->bd", a, h * h) - mean * mean
+        return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=-1)
 
     def forward(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.embed(mel, n_frames))

@@ -106,18 +106,35 @@ def make_batch(waves: list[list[np.ndarray]], idx: np.ndarray, cfg: VoiceTrainCo
 
 
 # --- models ------------------------------------------------------------------------------------
-def pretrained_voice_net(whisper: str | None) -> VoiceNet:
+def pretrained_voice_net(whisper: str | None, **overrides: object) -> VoiceNet:
     """A VoiceNet whose encoder starts from Whisper tiny.en (CT2 model.bin or an extracted .pt)."""
     if whisper and whisper.endswith(".pt"):
-        sd = torch.load(whisper, map_location="cpu", weights_only=True)
-        enc_cfg = VoiceConfig().encoder
-        net = VoiceNet(VoiceConfig(encoder=enc_cfg))
-        net.encoder.load_state_dict({k: v.float() for k, v in sd.items()})
-        return net
-    enc = WhisperEncoder.from_ct2(whisper)
-    net = VoiceNet(VoiceConfig(encoder=enc.cfg))
-    net.encoder.load_state_dict(enc.state_dict())
+        sd = {k: v.float() for k, v in torch.load(whisper, map_location="cpu", weights_only=True).items()}
+        net = VoiceNet(VoiceConfig(**overrides))  # type: ignore[arg-type]
+    else:
+        enc = WhisperEncoder.from_ct2(whisper)
+        sd = enc.state_dict()
+        net = VoiceNet(VoiceConfig(encoder=enc.cfg, **overrides))  # type: ignore[arg-type]
+    net.encoder.load_state_dict(sd)
     return net
+
+
+def parse_overrides(pairs: list[str] | None, *targets: type) -> list[dict]:
+    """``key=value`` strings -> one dict of typed values per target dataclass (by field name)."""
+    import dataclasses
+
+    out: list[dict] = [{} for _ in targets]
+    for pair in pairs or []:
+        key, _, value = pair.partition("=")
+        for d, cls in zip(out, targets, strict=True):
+            fields = {f.name: f for f in dataclasses.fields(cls)}
+            if key in fields:
+                default = getattr(cls(), key)
+                d[key] = type(default)(value) if not isinstance(default, tuple) else tuple(map(float, value.split(",")))
+                break
+        else:
+            raise SystemExit(f"--set {key}: unknown setting")
+    return out
 
 
 class MelCNN(nn.Module):
@@ -225,7 +242,8 @@ def main(args: argparse.Namespace) -> int:
     np.random.seed(args.seed)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    cfg = VoiceTrainConfig(seed=args.seed)
+    train_over, model_over = parse_overrides(getattr(args, "set", None), VoiceTrainConfig, VoiceConfig)
+    cfg = VoiceTrainConfig(**{"seed": args.seed, **train_over})
     if args.epochs:
         cfg.epochs = args.epochs
     if args.quick:
@@ -252,10 +270,10 @@ def main(args: argparse.Namespace) -> int:
 
     oof_windows: dict[int, list[VoiceWindow]] = {}
     fold_acc = []
-    for f in run_folds:
+    for f in [] if getattr(args, "ablation_only", False) else run_folds:
         tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
         torch.manual_seed(args.seed)
-        net = train_net(pretrained_voice_net(args.whisper), waves, labels, tr, cfg, device, f"fold {f}")
+        net = train_net(pretrained_voice_net(args.whisper, **model_over), waves, labels, tr, cfg, device, f"fold {f}")
         preds = predict_items(net, items, waves, te, speed1)
         oof_windows.update(zip(te.tolist(), preds, strict=True))
         acc = float((np.stack([pooled_probs(w) for w in preds]).argmax(1) == labels[te]).mean())
@@ -290,7 +308,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.final:
         torch.manual_seed(args.seed)
-        net = train_net(pretrained_voice_net(args.whisper), waves, labels, np.arange(len(items)), cfg, device, "final")
+        net = train_net(pretrained_voice_net(args.whisper, **model_over), waves, labels, np.arange(len(items)), cfg, device, "final")
         meta = {"trained_on": "RAVDESS speech, actors " + ",".join(f"{a:02d}" for a in sorted({it.actor for it in items})),
                 "temperature": temperature, "cv": results.get("cv", {}).get("mean_fold_accuracy"),
                 "train_config": asdict(cfg), "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
@@ -300,14 +318,15 @@ def main(args: argparse.Namespace) -> int:
         log.info("saved %s (%s)", weights / FILES["voice"], digest[:12])
     _dump(results, out, reports, args.quick)
 
-    if getattr(args, "ablation", False) and run_folds:
+    results["model_config"] = model_over
+    if (getattr(args, "ablation", False) or getattr(args, "ablation_only", False)) and run_folds:
         feats = probe_features(waves, speed1, device, args.whisper)
         accs = run_probe(feats, labels, folds)
         results["ablation_probe"] = {"fold_accuracy": accs, "mean_accuracy": float(np.mean(accs)),
                                      "what": "frozen Whisper tiny.en, mean+std of all 5 hidden states, logistic regression"}
         log.info("probe: %s mean %.3f", np.round(accs, 3), np.mean(accs))
         cnn_pred = np.zeros((len(items), len(EMOTIONS)))
-        cnn_cfg = VoiceTrainConfig(**{**asdict(cfg), "epochs": max(cfg.epochs, 40), "lr_head": 2e-3})
+        cnn_cfg = VoiceTrainConfig(**{**asdict(cfg), "lr_head": 2e-3})
         for f in run_folds:
             tr, te = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
             torch.manual_seed(args.seed)
