@@ -48,13 +48,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.what == "voice":
-        from .train_voice import main as train_voice
+    from importlib import import_module
 
-        return train_voice(args)
-    from .train_face import main as train_face
-
-    return train_face(args)
+    module = import_module(f".train_{args.what}", __package__)
+    return module.evaluate(args) if args.evaluate_only else module.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("train", "evaluate"):
         t = sub.add_parser(name, help=f"{name} a model (see the model card)")
         t.add_argument("what", choices=["voice", "face"])
-        t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face)")
+        t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face); "
+                       "for 'evaluate voice', 'oof' summarises the committed out-of-fold predictions")
         t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")
         t.add_argument("--weights", default=None, help="where to write the shipped checkpoint (default weights/)")
         t.add_argument("--device", default="auto")

@@ -350,3 +350,40 @@ def _dump(results: dict, out: Path, reports: Path, quick: bool) -> None:
     if not quick:
         reports.mkdir(parents=True, exist_ok=True)
         (reports / name).write_text(json.dumps(results, indent=2))
+
+
+def summarize_oof(path: str | Path) -> dict:
+    """Metrics of a committed out-of-fold file (reports/voice_oof.csv): pooled and per fold."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    y = df["true"].map(EMOTIONS.index).to_numpy()
+    p = df[list(EMOTIONS)].to_numpy()
+    out = summarize(y, p, EMOTIONS)
+    out["fold_accuracy"] = [float((g["true"] == g["pred"]).mean()) for _, g in df.groupby("fold")]
+    out["mean_fold_accuracy"] = float(np.mean(out["fold_accuracy"]))
+    out["actor_accuracy"] = {int(a): float((g["true"] == g["pred"]).mean()) for a, g in df.groupby("actor")}
+    return out
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Score the shipped voice model on every RAVDESS-named clip under --data (e.g. unseen
+    actors 21-24), through the same windowed path as ``analyze``; or, with --data oof,
+    summarise the committed out-of-fold predictions."""
+    from .registry import load_model
+
+    if args.data == "oof":
+        res = summarize_oof(REPORTS / "voice_oof.csv")
+    else:
+        items = find_ravdess(args.data)
+        lm = load_model("voice", args.weights)
+        waves = load_waveforms(items, (1.0,))
+        probs = np.stack([pooled_probs(w, lm.temperature)
+                          for w in predict_items(lm.model, items, waves, np.arange(len(items)), 0)])
+        y = np.array([it.emotion for it in items])
+        res = summarize(y, probs, EMOTIONS)
+        res["actor_accuracy"] = {a: float((probs[[it.actor == a for it in items]].argmax(1) ==
+                                           y[[it.actor == a for it in items]]).mean())
+                                 for a in sorted({it.actor for it in items})}
+    print(json.dumps(res, indent=2))
+    return 0
