@@ -25,7 +25,7 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     present = cm.sum(1) > 0
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "accuracy": float((y_pred == y_true).mean()),
         "macro_f1": float(f1[present].mean()),
         "recall": {c: float(r) for c, r, p in zip(classes, recall, present, strict=True) if p},

@@ -308,7 +308,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.final:
         torch.manual_seed(args.seed)
-        net = train_net(pretrained_voice_net(args.whisper, **model_over), waves, labels, np.arange(len(items)), cfg, device, "final")
+        net = train_net(pretrained_voice_net(args.whisper, **model_over), waves, labels, np.arange(len(items)), cfg,
+                        device, "final")
         meta = {"trained_on": "RAVDESS speech, actors " + ",".join(f"{a:02d}" for a in sorted({it.actor for it in items})),
                 "temperature": temperature, "cv": results.get("cv", {}).get("mean_fold_accuracy"),
                 "train_config": asdict(cfg), "licence": "CC BY-NC-SA 4.0 (inherited from RAVDESS)",
