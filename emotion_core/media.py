@@ -96,7 +96,8 @@ def probe(path: str | Path, limits: Limits = Limits()) -> MediaInfo:
         infos = ffmpeg_parse_infos(str(path), check_duration=True)
     except Exception:  # moviepy raises OSError, KeyError, TypeError... on damaged files
         if size < 4096:
-            raise MediaError(f"{path.name}: the file holds no playable audio or video (zero length).") from None
+            raise MediaError(f"{path.name}: the file is too small ({size} bytes) to hold any audio or video; it may "
+                             "be empty, cut short, or not a media file.") from None
         raise MediaError(
             f"{path.name}: this file could not be read as audio or video. It may be damaged, "
             f"truncated, or not really a {ext[1:]} file."

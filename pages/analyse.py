@@ -1,0 +1,174 @@
+"""Analyse page: upload or record, then the fused emotion, the per-modality tables, and why."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
+from emotion_core.explain import BAND_EDGES, BAND_NAMES, CAM_METHODS, region_shares
+from pages.common import (
+    EMOJI,
+    LIMITS_TEXT,
+    analyze_upload,
+    clear_results,
+    face_overlay,
+    get_analyzer,
+    probability_table,
+    progress_columns,
+    voice_lime,
+)
+
+st.title("Analyse a recording")
+st.caption("Upload a short video, an audio file or a photo of one person, or record your voice. "
+           + LIMITS_TEXT)
+
+left, right = st.columns([3, 2])
+with left:
+    upload = st.file_uploader("Video, audio or photo", key="upload",
+                              type=["mp4", "mov", "avi", "mkv", "webm", "m4v", "wav", "flac", "mp3", "m4a", "ogg",
+                                    "jpg", "jpeg", "png"])
+with right:
+    recording = st.audio_input("…or record speech", key="recording")
+    if st.button("Clear my results", help="Forget every upload and result of this session"):
+        clear_results()
+        st.rerun()
+
+source = upload or recording
+if source is None:
+    st.info("Nothing analysed yet. Results are computed on this server's CPU and kept in memory only.")
+    st.stop()
+
+data = source.getvalue()
+name = getattr(source, "name", None) or "recording.wav"
+get_analyzer()  # load the models outside the status box
+with st.status("Analysing: decoding, finding the face, listening to the voice…", expanded=False) as status:
+    res = analyze_upload(data, name)
+    status.update(label="Analysis complete" if not res.error else "Could not analyse this file",
+                  state="complete" if not res.error else "error")
+
+if res.error:
+    st.error(res.error)
+    st.stop()
+for w in res.warnings:
+    st.warning(w)
+if res.probs is None:
+    st.stop()
+
+# --- headline --------------------------------------------------------------------------------
+conf = float(res.probs.max())
+c1, c2, c3 = st.columns(3)
+c1.metric("Expressed emotion", f"{EMOJI[res.label]} {res.label}")
+c2.metric("Confidence (calibrated)", f"{conf:.0%}")
+agreement_text = {"agree": "face and voice agree", "disagree": "face and voice disagree",
+                  "uncertain": "one branch is unsure", None: "one modality only"}[res.agreement]
+c3.metric("Face / voice", agreement_text)
+if res.agreement == "disagree":
+    st.info("Face and voice each point confidently to a different emotion. This can be clinically "
+            "interesting (masking, incongruent affect), so the two are shown separately below.")
+if conf < 0.4:
+    st.caption("Low confidence: several emotions are about equally likely.")
+
+# --- tables and chart ------------------------------------------------------------------------
+table = probability_table(res)
+tcol, ccol = st.columns([2, 3])
+with tcol:
+    st.subheader("Per emotion")
+    st.dataframe(table, hide_index=True, column_config=progress_columns(["Face", "Voice", "Fusion"]),
+                 width="stretch")
+    st.caption("The face model has no 'calm' class (its training data has none); calm comes from the voice.")
+with ccol:
+    fig = go.Figure()
+    for col, color in (("Face", "#8FB8C9"), ("Voice", "#C9A98F"), ("Fusion", "#4C7A8C")):
+        if table[col].notna().any():
+            fig.add_bar(name=col, x=list(EMOTIONS), y=table[col], marker_color=color)
+    fig.update_layout(barmode="group", yaxis_tickformat=".0%", height=320, margin={"t": 10, "b": 10},
+                      legend={"orientation": "h"})
+    st.plotly_chart(fig, width="stretch")
+
+# --- timeline ----------------------------------------------------------------------------------
+face_frames = res.face.frames if res.face else []
+voice_windows = res.voice.windows if res.voice else []
+if (res.duration or 0) > 2 and (len(face_frames) > 1 or len(voice_windows) > 1):
+    st.subheader("Through the recording")
+    show = st.multiselect("Emotions to plot", list(EMOTIONS), default=list(dict.fromkeys(
+        [res.label] + [EMOTIONS[int(np.argmax(f.probs))] for f in face_frames[:1]]))[:3])
+    fig = go.Figure()
+    for e in show:
+        k = EMOTIONS.index(e)
+        if face_frames:
+            fig.add_scatter(x=[f.t for f in face_frames], y=[f.probs[k] for f in face_frames], mode="lines",
+                            name=f"face · {e}")
+        if voice_windows:
+            fig.add_scatter(x=[(w.start + w.end) / 2 for w in voice_windows], y=[w.probs[k] for w in voice_windows],
+                            mode="lines+markers", line={"dash": "dot"}, name=f"voice · {e}")
+    fig.update_layout(height=300, yaxis_tickformat=".0%", xaxis_title="seconds", margin={"t": 10})
+    st.plotly_chart(fig, width="stretch")
+
+# --- explanations side by side -----------------------------------------------------------------
+st.subheader("Why: what the models looked at and listened to")
+fcol, vcol = st.columns(2)
+with fcol:
+    st.markdown("**Face — Grad-CAM**")
+    kept = [f for f in face_frames if f.crop_rgb is not None]
+    if not kept:
+        st.caption("No face to explain.")
+    else:
+        best = int(np.argmax([f.probs.max() for f in kept]))
+        i = st.select_slider("Moment", options=list(range(len(kept))), value=best,
+                             format_func=lambda j: f"{kept[j].t:.1f} s", key="face_moment") if len(kept) > 1 else 0
+        face_pred = FACE_EMOTIONS[int(np.argmax(kept[i].probs[[EMOTIONS.index(e) for e in FACE_EMOTIONS]]))]
+        target = st.selectbox("Explain the emotion", FACE_EMOTIONS, index=FACE_EMOTIONS.index(face_pred), key="cam_t")
+        method = st.selectbox("Method", CAM_METHODS, key="cam_m")
+        img, cam = face_overlay(data, name, i, target, method)
+        st.image(img, caption=f"{method} for '{target}' at {kept[i].t:.1f} s (face says {face_pred})", width=320)
+        shares = region_shares(cam)
+        st.caption("Attention: " + ", ".join(f"{k.replace('_', ' & ')} {v:.0%}" for k, v in shares.items()))
+with vcol:
+    st.markdown("**Voice — LIME on the spectrogram**")
+    if not voice_windows:
+        st.caption("No voice to explain.")
+    else:
+        wi = st.selectbox("Window", range(len(voice_windows)), key="lime_w",
+                          format_func=lambda j: f"{voice_windows[j].start:.1f}–{voice_windows[j].end:.1f} s") \
+            if len(voice_windows) > 1 else 0
+        voice_pred = EMOTIONS[int(np.argmax(voice_windows[wi].probs))]
+        choice = st.selectbox("Explain the emotion", ["predicted", "all eight", *EMOTIONS], key="lime_t")
+        n_samples = st.select_slider("LIME samples", options=[200, 500, 1000], value=200, key="lime_n",
+                                     help="More samples: steadier explanation, longer wait (about 14 ms each here)")
+        targets = (voice_pred,) if choice == "predicted" else tuple(EMOTIONS) if choice == "all eight" else (choice,)
+        with st.spinner("Perturbing the spectrogram and asking the voice model…"):
+            ex = voice_lime(data, name, wi, targets, n_samples)
+        tabs = st.tabs(list(targets)) if len(targets) > 1 else [st.container()]
+        for tab, emo in zip(tabs, targets, strict=True):
+            with tab:
+                heat = ex.heatmap(emo)
+                lim = float(np.abs(heat).max()) or 1.0
+                t_axis = ex.start + np.arange(ex.mel.shape[1]) / 100
+                fig = go.Figure()
+                fig.add_heatmap(z=ex.mel, x=t_axis, colorscale="Greys", showscale=False)
+                fig.add_heatmap(z=heat, x=t_axis, colorscale="RdBu_r", zmin=-lim, zmax=lim, opacity=0.55,
+                                colorbar={"title": "LIME"})
+                fig.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="seconds",
+                                  yaxis={"title": "mel band", "tickvals": list(BAND_EDGES[:-1]),
+                                         "ticktext": list(BAND_NAMES)})
+                st.plotly_chart(fig, width="stretch", key=f"lime_{emo}")
+                st.caption(f"Red cells raise '{emo}', blue cells lower it (fit R² {ex.score[emo]:.2f}).")
+
+# --- downloads ---------------------------------------------------------------------------------
+st.subheader("Download")
+rows = [{"modality": "face", "t": f.t, **dict(zip(EMOTIONS, f.probs, strict=True))} for f in face_frames]
+rows += [{"modality": "voice", "t": w.start, "end": w.end, **dict(zip(EMOTIONS, w.probs, strict=True))}
+         for w in voice_windows]
+csv = io.StringIO()
+pd.DataFrame(rows).to_csv(csv, index=False)
+d1, d2 = st.columns(2)
+d1.download_button("Results (JSON)", json.dumps(res.to_dict(), indent=2), file_name="emotion_result.json",
+                   mime="application/json")
+d2.download_button("Per-frame and per-window probabilities (CSV)", csv.getvalue(), file_name="emotion_timeline.csv",
+                   mime="text/csv")

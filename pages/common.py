@@ -1,0 +1,92 @@
+"""What the pages share: the cached models, the cached analysis of an upload, small layout helpers.
+
+Uploads are analysed from a temporary file in memory-backed storage (/dev/shm where available)
+that is deleted as soon as the analysis returns; results live only in the bounded in-memory
+cache below and in the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from emotion_core.analysis import AnalysisResult, Analyzer
+from emotion_core.constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
+from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports"
+DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
+LIMITS_TEXT = (f"Files up to {MAX_FILE_MB:.0f} MB and {MAX_DURATION_S / 60:.0f} minutes; frames are "
+               "downscaled to 640 pixels before face detection.")
+EMOJI = {"neutral": "😐", "calm": "😌", "happy": "😊", "sad": "😢", "angry": "😠", "fearful": "😨",
+         "disgust": "🤢", "surprised": "😮"}
+
+
+@st.cache_resource(show_spinner="Loading the models (first visit only)…")
+def get_analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def _tmp_dir() -> str | None:
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def analyze_upload(data: bytes, name: str) -> AnalysisResult:
+    """Analyse uploaded bytes (cached by content); the temporary copy is gone when this returns."""
+    safe = re.sub(r"[^\w.\- ]", "_", Path(name).name)[-120:] or "upload.bin"
+    with tempfile.TemporaryDirectory(prefix="emotion-", dir=_tmp_dir()) as d:
+        path = Path(d) / safe
+        path.write_bytes(data)
+        return get_analyzer().analyze(path, keep_audio=True, display_name=name)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def face_overlay(data: bytes, name: str, frame_index: int, target: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """(overlay image, cam) for one kept face frame of an analysed upload."""
+    res = analyze_upload(data, name)
+    fr = [f for f in res.face.frames if f.crop_rgb is not None][frame_index]
+    cam = face_cams(get_analyzer().models.face, fr.face_input[None], [target], method)[0]
+    return overlay(fr.crop_rgb, cam), cam
+
+
+@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
+def voice_lime(data: bytes, name: str, window_index: int, targets: tuple[str, ...], n_samples: int) -> VoiceExplanation:
+    res = analyze_upload(data, name)
+    w = res.voice.windows[window_index]
+    return explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def probability_table(res: AnalysisResult) -> pd.DataFrame:
+    cols = {"Face": None if res.face is None else res.face.probs,
+            "Voice": None if res.voice is None else res.voice.probs,
+            "Fusion": res.probs}
+    df = pd.DataFrame({"Emotion": [f"{EMOJI[e]} {e}" for e in EMOTIONS]})
+    for k, v in cols.items():
+        df[k] = np.asarray(v, dtype=float) if v is not None else np.nan
+    return df
+
+
+def progress_columns(columns: list[str]) -> dict:
+    return {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="percent") for c in columns}
+
+
+def clear_results() -> None:
+    analyze_upload.clear()
+    face_overlay.clear()
+    voice_lime.clear()
+    for k in list(st.session_state):
+        del st.session_state[k]

@@ -1,0 +1,95 @@
+"""Explore misclassifications of the committed held-out predictions of each model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from emotion_core.constants import EMOTIONS
+from emotion_core.evaluation import summarize
+from pages.common import DATA_DIR, REPORTS, progress_columns
+
+SOURCES = {
+    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_oof.csv", "ravdess-speech-16k"),
+    "Face: FER2013 PrivateTest": ("face_private.csv", "fer2013"),
+}
+
+
+@st.cache_data
+def load(name: str) -> pd.DataFrame:
+    df = pd.read_csv(REPORTS / name)
+    df["true"] = df["true"].replace({"fear": "fearful", "surprise": "surprised"})
+    df["confidence"] = df[list(EMOTIONS)].max(axis=1)
+    return df
+
+
+st.title("Explore misclassifications")
+choice = st.radio("Evaluation set", list(SOURCES), horizontal=True)
+fname, data_sub = SOURCES[choice]
+if not (REPORTS / fname).exists():
+    st.error(f"The evaluation file reports/{fname} is missing from this installation.")
+    st.stop()
+df = load(fname)
+classes = [e for e in EMOTIONS if e in set(df["true"])]
+
+with st.sidebar:
+    st.header("Filters")
+    f_true = st.multiselect("True emotion", classes, default=classes)
+    f_pred = st.multiselect("Predicted emotion", classes, default=classes)
+    conf = st.slider("Confidence", 0.0, 1.0, (0.0, 1.0), 0.05)
+    if "actor" in df:
+        actors = sorted(df["actor"].unique())
+        f_actor = st.multiselect("Actor", actors, default=actors)
+        f_int = st.multiselect("Intensity", [1, 2], default=[1, 2], format_func={1: "normal", 2: "strong"}.get)
+view = df[df["true"].isin(f_true) & df["pred"].isin(f_pred) & df["confidence"].between(*conf)]
+if "actor" in df:
+    view = view[view["actor"].isin(f_actor) & view["intensity"].isin(f_int)]
+if view.empty:
+    st.warning("No prediction matches these filters.")
+    st.stop()
+
+y = view["true"].map(classes.index).to_numpy()
+p = view[classes].to_numpy()
+s = summarize(y, p, classes)
+m1, m2, m3 = st.columns(3)
+m1.metric("Predictions shown", s["n"])
+m2.metric("Accuracy", f"{s['accuracy']:.1%}")
+m3.metric("Macro F1", f"{s['macro_f1']:.1%}")
+
+c1, c2 = st.columns([3, 2])
+with c1:
+    cm = np.array(s["confusion"])
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig = px.imshow(norm, x=classes, y=classes, text_auto=".0%", color_continuous_scale="Blues",
+                    labels={"x": "predicted", "y": "true", "color": "share of row"}, aspect="auto")
+    fig.update_traces(customdata=cm, hovertemplate="true %{y}, predicted %{x}: %{customdata} (%{z:.0%})")
+    fig.update_layout(height=430, margin={"t": 10})
+    st.plotly_chart(fig, width="stretch")
+with c2:
+    per = pd.DataFrame({"emotion": classes, "recall": [s["recall"].get(c, np.nan) for c in classes]})
+    tp = np.diag(cm)
+    prec = tp / np.maximum(cm.sum(0), 1)
+    per["F1"] = np.where(prec + per["recall"] > 0, 2 * prec * per["recall"] / np.maximum(prec + per["recall"], 1e-9), 0)
+    st.dataframe(per, hide_index=True, column_config=progress_columns(["recall", "F1"]), width="stretch")
+
+st.subheader("Errors")
+errors = view[view["true"] != view["pred"]].sort_values("confidence", ascending=False)
+st.caption(f"{len(errors)} errors, most confident first. Select a row to inspect it.")
+cols = ["file", *[c for c in ("actor", "intensity") if c in errors], "true", "pred", "confidence", *classes]
+sel = st.dataframe(errors[cols], hide_index=True, on_select="rerun", selection_mode="single-row",
+                   column_config=progress_columns(["confidence", *classes]), width="stretch")
+rows = sel.selection.rows if sel else []
+if rows:
+    row = errors.iloc[rows[0]]
+    st.markdown(f"**{row['file']}**: true *{row['true']}*, predicted *{row['pred']}* ({row['confidence']:.0%})")
+    root = DATA_DIR / data_sub
+    path = next(iter(root.rglob(row["file"].split("/")[-1])), None) if root.exists() else None
+    if path is None:
+        st.info(f"The data set is not reachable at {root} (set EMOTION_DATA_DIR), so the input cannot be "
+                "shown; the stored probabilities above are all there is.")
+    elif path.suffix == ".jpg":
+        st.image(str(path), width=144, caption="the 48x48 face, enlarged")
+    else:
+        st.audio(str(path))

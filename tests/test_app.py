@@ -1,0 +1,105 @@
+"""Every page through streamlit's AppTest; uploads go through the real file uploader widget."""
+
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+
+
+def page(name: str | None = None, **env: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240)
+    if name:
+        at.switch_page(f"pages/{name}.py")
+    return at
+
+
+def no_exceptions(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_analyse_page_without_upload() -> None:
+    at = page().run()
+    no_exceptions(at)
+    assert at.title[0].value == "Analyse a recording"
+    assert any("Nothing analysed yet" in i.value for i in at.info)
+
+
+@pytest.fixture(scope="module")
+def analysed(media_dir: Path) -> AppTest:
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("talking.mp4", (media_dir / "talking.mp4").read_bytes(), "video/mp4"))
+    return at.run()
+
+
+def test_upload_gives_result_tables_and_explanations(analysed: AppTest) -> None:
+    at = analysed
+    no_exceptions(at)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Expressed emotion"].split()[-1] in {"neutral", "calm", "happy", "sad", "angry", "fearful",
+                                                       "disgust", "surprised"}
+    assert labels["Confidence (calibrated)"].endswith("%")
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["Emotion", "Face", "Voice", "Fusion"] and len(table) == 8
+    assert abs(table["Fusion"].sum() - 1) < 1e-6
+    assert at.get("image"), "the Grad-CAM overlay is shown"
+    assert any("Red cells" in c.value for c in at.caption), "the LIME panel is shown"
+    assert len(at.get("download_button")) == 2
+
+
+def test_changing_the_cam_target_and_method(analysed: AppTest) -> None:
+    at = analysed
+    at.selectbox(key="cam_t").set_value("sad")
+    at.selectbox(key="cam_m").set_value("gradcam++")
+    at.run()
+    no_exceptions(at)
+    captions = [img.caption for i in at.get("image") for img in i.proto.imgs]
+    assert any(c.startswith("gradcam++ for 'sad'") for c in captions), captions
+
+
+def test_bad_upload_shows_a_human_error(media_dir: Path) -> None:
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("notes.mp4", b"this is text, not a video", "video/mp4"))
+    at.run()
+    no_exceptions(at)
+    assert at.error and "could not be read" in at.error[0].value
+
+
+def test_photo_upload_face_only(media_dir: Path) -> None:
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("face.jpg", (media_dir / "face.jpg").read_bytes(), "image/jpeg"))
+    at.run()
+    no_exceptions(at)
+    assert any("still image has no voice" in w.value for w in at.warning)
+    assert any("No voice to explain" in c.value for c in at.caption)
+
+
+def test_misclassifications_page() -> None:
+    at = page("misclassifications").run()
+    no_exceptions(at)
+    assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
+    at.radio[0].set_value("Face: FER2013 PrivateTest").run()
+    no_exceptions(at)
+    assert float(at.metric[1].value.rstrip("%")) > 60
+
+
+def test_misclassifications_without_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMOTION_DATA_DIR", "/nonexistent")
+    at = page("misclassifications").run()
+    no_exceptions(at)
+    assert os.environ["EMOTION_DATA_DIR"] == "/nonexistent"
+
+
+def test_inference_tables_page() -> None:
+    at = page("inference_tables").run()
+    no_exceptions(at)
+    assert at.title[0].value == "Inference tables"
+
+
+def test_model_card_page() -> None:
+    at = page("model_card").run()
+    no_exceptions(at)
+    assert any("RAVDESS" in m.value for m in at.markdown)
