@@ -32,7 +32,7 @@ FACE_CAM_LAYER = 10
 """Index in FaceNet._blocks of the last block of the 112-channel, stride-16 stage."""
 
 
-def _cam_class(method: str):  # noqa: ANN202 - returns a pytorch_grad_cam class
+def _cam_class(method: str):
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM
 
     return {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "hirescam": HiResCAM, "layercam": LayerCAM}[method]
@@ -156,8 +156,10 @@ def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end
     rng = np.random.RandomState(seed)
     masks = rng.randint(0, 2, (n_samples, n_seg))
     masks[0] = 1  # the unperturbed input first, as lime does
-    perturbed = np.where(masks[:, seg] == 1, mel[None], floor).astype(np.float32)
-    probs = predict_mels(model, perturbed, batch_size)
+    probs = np.concatenate([  # perturbed spectrograms are built batch by batch to bound memory
+        predict_mels(model, np.where(masks[i: i + batch_size, seg] == 1, mel[None], floor).astype(np.float32),
+                     batch_size)
+        for i in range(0, n_samples, batch_size)])
     distances = pairwise_distances(masks, masks[:1], metric="cosine").ravel()
     base = LimeBase(lambda d: np.sqrt(np.exp(-(d**2) / 0.25**2)), random_state=seed)
     targets = targets or [EMOTIONS[int(probs[0].argmax())]]

@@ -65,8 +65,7 @@ conf = float(res.probs.max())
 c1, c2, c3 = st.columns(3)
 c1.metric("Expressed emotion", f"{EMOJI[res.label]} {res.label}")
 c2.metric("Confidence (calibrated)", f"{conf:.0%}")
-agreement_text = {"agree": "face and voice agree", "disagree": "face and voice disagree",
-                  "uncertain": "one branch is unsure", None: "one modality only"}[res.agreement]
+agreement_text = {"agree": "agree", "disagree": "disagree", "uncertain": "unsure", None: "one modality"}[res.agreement]
 c3.metric("Face / voice", agreement_text)
 if res.agreement == "disagree":
     st.info("Face and voice each point confidently to a different emotion. This can be clinically "
@@ -76,7 +75,7 @@ if conf < 0.4:
 
 # --- tables and chart ------------------------------------------------------------------------
 table = probability_table(res)
-tcol, ccol = st.columns([2, 3])
+tcol, ccol = st.columns([1, 1])
 with tcol:
     st.subheader("Per emotion")
     st.dataframe(table, hide_index=True, column_config=progress_columns(["Face", "Voice", "Fusion"]),

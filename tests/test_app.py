@@ -62,7 +62,7 @@ def test_changing_the_cam_target_and_method(analysed: AppTest) -> None:
 
 def test_bad_upload_shows_a_human_error(media_dir: Path) -> None:
     at = page().run()
-    at.file_uploader(key="upload").set_value(("notes.mp4", b"this is text, not a video", "video/mp4"))
+    at.file_uploader(key="upload").set_value(("notes.mp4", b"this is text, not a video\n" * 400, "video/mp4"))
     at.run()
     no_exceptions(at)
     assert at.error and "could not be read" in at.error[0].value

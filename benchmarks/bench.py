@@ -1,0 +1,93 @@
+"""Speed and memory figures on this machine (printed, not asserted).
+
+    python benchmarks/bench.py [CLIP] [--lime-samples 1000] [--threads 2]
+
+CLIP defaults to ../shared/data/media/single_face_speech.mp4, else a generated 4-second clip.
+Targets (issues): voice branch <= 0.3 s for 4 s of audio; face detection + classification of 20
+frames of a 640x360 clip <= 1 s; Grad-CAM <= 0.1 s per frame; LIME 1000 samples <= 6 s; upload
+to first result <= 3 s; cold start < 15 s; memory after three clips < 1.5 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def timed(fn, repeat: int = 5) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("clip", nargs="?", default=str(ROOT.parent / "shared" / "data" / "media" / "single_face_speech.mp4"))
+    ap.add_argument("--lime-samples", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    cold = subprocess.run([sys.executable, "-c", "import time; t=time.perf_counter(); "
+                           "from emotion_core.analysis import Analyzer; Analyzer(); print(time.perf_counter()-t)"],
+                          capture_output=True, text=True, cwd=ROOT)
+    from emotion_core.analysis import Analyzer
+    from emotion_core.constants import SAMPLE_RATE
+    from emotion_core.explain import explain_voice, face_cams
+    from emotion_core.faces import FaceDetector
+    from emotion_core.inference import predict_faces, predict_voice_windows
+    from emotion_core.media import iter_frames, load_audio, probe
+
+    clip = Path(args.clip)
+    if not clip.exists():
+        sys.path.insert(0, str(ROOT / "tests"))
+        from conftest import face_frame, voiced_signal, write_video
+
+        clip = write_video(Path("/tmp/bench_clip.mp4"), [face_frame(i % 5) for i in range(40)], 10, voiced_signal(4.0))
+    a = Analyzer()
+    info = probe(clip)
+    audio = load_audio(info)
+    a4 = np.resize(audio, 4 * SAMPLE_RATE) if audio is not None else None
+    frames = list(iter_frames(info))
+    frames = (frames * (20 // len(frames) + 1))[:20]
+    det = FaceDetector()
+    faces = [o for _, o in det.track(frames) if o is not None]
+    face_in = np.stack([o.face_input for o in faces])
+
+    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} torch threads, "
+          f"torch {torch.__version__}, python {platform.python_version()}; clip {clip.name} ({info.duration:.1f} s)")
+    print(f"cold start (import + load models + detector): {float(cold.stdout.strip() or 'nan'):.2f} s")
+    decode = timed(lambda: (load_audio(probe(clip)), list(iter_frames(probe(clip)))), 3)
+    print(f"decode (probe + audio + 5 fps frames): {decode:.3f} s")
+    print(f"face detection, 20 frames 640x360: {timed(lambda: list(det.track(frames)), 3):.3f} s")
+    print(f"face model, 20 crops (with mirror averaging): {timed(lambda: predict_faces(a.models.face, face_in)):.3f} s")
+    if a4 is not None:
+        print(f"voice branch, 4 s of audio (log-mel + model): {timed(lambda: predict_voice_windows(a.models.voice, a4)):.3f} s")
+    print(f"whole analysis of the clip (upload to first result): {timed(lambda: a.analyze(clip), 3):.3f} s")
+    print(f"Grad-CAM per frame: {timed(lambda: face_cams(a.models.face, face_in[:1], ['happy']), 5):.3f} s")
+    if a4 is not None:
+        t = time.perf_counter()
+        explain_voice(a.models.voice, a4, n_samples=args.lime_samples)
+        print(f"LIME, {args.lime_samples} samples on 4 s: {time.perf_counter() - t:.2f} s")
+    print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
