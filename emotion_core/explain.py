@@ -65,10 +65,10 @@ def overlay(rgb: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray
     return show_cam_on_image(rgb.astype(np.float32) / 255.0, heat.astype(np.float32), use_rgb=True, image_weight=1 - alpha)
 
 
-# Regions of an eye-levelled, margin-FACE_MARGIN crop (fractions of the crop's height), a
-# documented template: MTCNN's box spans brows to chin, so with 15% margin the eyes and brows
-# fall in rows 0.22-0.48, the nose in 0.48-0.64 and the mouth in 0.64-0.84 of the crop.
-REGIONS = {"eyes_brows": (0.22, 0.48, 0.15, 0.85), "nose": (0.48, 0.64, 0.3, 0.7), "mouth": (0.64, 0.84, 0.2, 0.8)}
+# Regions of a face crop (fractions of height, then width), a documented template: the crop is
+# the bare MTCNN box (FACE_MARGIN = 0), which spans brows to chin, so eyes and brows fall in rows
+# 0.10-0.45, the nose in 0.45-0.65 and the mouth in 0.65-0.92. FER2013's tight crops are similar.
+REGIONS = {"eyes_brows": (0.10, 0.45, 0.05, 0.95), "nose": (0.45, 0.65, 0.3, 0.7), "mouth": (0.65, 0.92, 0.2, 0.8)}
 
 
 def region_shares(cam: np.ndarray) -> dict[str, float]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .constants import FACE_DISPLAY_SIZE, FACE_INPUT_SIZE, FACE_MARGIN, FACE_MIN_PROB, MIN_FACE_SIZE
+from .constants import FACE_ALIGN, FACE_DISPLAY_SIZE, FACE_INPUT_SIZE, FACE_MARGIN, FACE_MIN_PROB, MIN_FACE_SIZE
 from .media import Frame
 
 
@@ -39,7 +39,7 @@ def face_input_from_crop(crop_rgb: np.ndarray) -> np.ndarray:
 
 
 def crop_face(frame: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None,
-              margin: float = FACE_MARGIN, align: bool = True, size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
+              margin: float = FACE_MARGIN, align: bool = FACE_ALIGN, size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
     """Square crop around ``box`` enlarged by ``margin`` per side; eyes levelled if ``align``."""
     x1, y1, x2, y2 = (float(v) for v in box)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -71,7 +71,7 @@ class FaceDetector:
     """
 
     def __init__(self, min_face_size: int = MIN_FACE_SIZE, min_prob: float = FACE_MIN_PROB,
-                 margin: float = FACE_MARGIN, align: bool = True):
+                 margin: float = FACE_MARGIN, align: bool = FACE_ALIGN):
         from facenet_pytorch import MTCNN
 
         self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device="cpu", post_process=False)

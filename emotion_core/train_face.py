@@ -202,3 +202,67 @@ def main(args: argparse.Namespace) -> int:
             for f, yt, p in zip(private.files, private.labels, p_priv, strict=True):
                 wr.writerow([f, FACE_EMOTIONS[yt], EMOTIONS[int(p.argmax())], *(f"{v:.5f}" for v in p)])
     return 0
+
+
+def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ...] = (-0.05, 0.0, 0.05, 0.1, 0.15, 0.25),
+               weights: str | Path | None = None, limit: int | None = None) -> dict:
+    """Measure how the inference crop (MTCNN box + margin, eye alignment) should match training.
+
+    Each FER face is enlarged 4x and placed on a reflected border, MTCNN finds it, and the face is
+    re-cropped with every margin, with and without eye alignment, exactly as ``analyze`` does. The
+    accuracies are compared on the faces MTCNN found, against the original FER crop of the same faces.
+    """
+    from PIL import Image
+
+    from .faces import FaceDetector, crop_face, face_input_from_crop
+    from .registry import load_model
+
+    data = load_fer(root, split)
+    idx = np.arange(len(data.files))[:limit]
+    lm = load_model("face", weights)
+    det = FaceDetector(min_face_size=60)
+    found, boxes, points, frames = [], [], [], []
+    for i in idx:
+        big = np.asarray(Image.fromarray(data.images[i]).resize((192, 192), Image.BICUBIC))
+        frame = np.stack([np.pad(big, 64, mode="reflect")] * 3, -1)
+        (b, p, pt), = det.detect([frame])
+        if len(b):
+            k = int(np.argmax(p))
+            found.append(i)
+            boxes.append(b[k])
+            points.append(pt[k])
+            frames.append(frame)
+    found = np.array(found)
+    y = data.labels[found]
+
+    def acc(inputs: np.ndarray) -> float:
+        p = predict_faces(lm, inputs)[:, _FACE_IDX]
+        return float((p.argmax(1) == y).mean())
+
+    out = {"split": split, "n": int(len(idx)), "detected": int(len(found)),
+           "original_crop_accuracy": acc(data.images[found].astype(np.float32) / 255), "settings": []}
+    for align in (False, True):
+        for m in margins:
+            inputs = np.stack([face_input_from_crop(crop_face(f, b, p, m, align)) for f, b, p in
+                               zip(frames, boxes, points, strict=True)])
+            out["settings"].append({"margin": m, "align": align, "accuracy": acc(inputs)})
+            log.info("margin %.2f align %s: %.3f", m, align, out["settings"][-1]["accuracy"])
+    return out
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Score the shipped face model on PrivateTest and run the crop study on PublicTest."""
+    from .registry import load_model
+
+    lm = load_model("face", args.weights)
+    private = load_fer(args.data, "private")
+    res = {"private": summarize(private.labels, predict_faces(lm, private.images.astype(np.float32) / 255)[:, _FACE_IDX],
+                                FACE_EMOTIONS)}
+    log.info("shipped model, PrivateTest accuracy %.4f", res["private"]["accuracy"])
+    res["crop_study"] = crop_study(args.data, "public", weights=args.weights, limit=500 if args.quick else None)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "face_evaluate.json").write_text(json.dumps(res, indent=2))
+    if not args.quick:
+        (Path(args.reports or REPORTS) / "face_crop_study.json").write_text(json.dumps(res["crop_study"], indent=2))
+    print(json.dumps({"private_accuracy": res["private"]["accuracy"], "crop_study": res["crop_study"]}, indent=2))
+    return 0

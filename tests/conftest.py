@@ -86,7 +86,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Image.fromarray(face_frame()).save(d / "face.jpg")
     (d / "empty.mp4").write_bytes(b"")
     (d / "random.mp4").write_bytes(np.random.default_rng(0).bytes(20_000))
-    (d / "text.mp4").write_text("this is not a video\n" * 50)
+    (d / "text.mp4").write_text("this is not a video\n" * 300)
     data = (d / "talking.mp4").read_bytes()
     (d / "truncated.mp4").write_bytes(data[: len(data) // 3])
     return d

@@ -102,3 +102,12 @@ def test_committed_evaluations_are_consistent() -> None:
     assert len(face) == 3589 and face["file"].str.contains("PrivateTest_").all()
     reported = json.loads((ROOT / "reports" / "face_eval.json").read_text())["private"]["accuracy"]
     assert reported == pytest.approx((face["true"].map({"fear": "fearful"}).fillna(face["true"]) == face["pred"]).mean())
+
+
+def test_crop_study_runs_the_inference_crop_on_fer_faces() -> None:
+    from emotion_core.train_face import crop_study
+
+    res = crop_study(SHARED / "fer2013", "public", margins=(0.0, 0.25), limit=40)
+    assert res["n"] == 40 and 30 <= res["detected"] <= 40
+    assert {(s["margin"], s["align"]) for s in res["settings"]} == {(0.0, False), (0.25, False), (0.0, True), (0.25, True)}
+    assert all(0 <= s["accuracy"] <= 1 for s in res["settings"])
