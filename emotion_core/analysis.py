@@ -16,7 +16,7 @@ import numpy as np
 from .constants import EMOTIONS, SAMPLE_RATE, SILENCE_DBFS
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, face_input_from_crop
-from .features import frame_dbfs, voice_windows
+from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import fuse
 from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
 from .media import Limits, MediaInfo, iter_frames, load_audio, load_image, probe
@@ -60,6 +60,31 @@ class VoiceBranch:
 
 
 @dataclass
+class TimelineWindow:
+    """One moment of the recording: what the face, the voice and their fusion say there."""
+
+    start: float
+    end: float
+    probs: np.ndarray | None
+    face: np.ndarray | None
+    face_frames: int
+    voice: np.ndarray | None
+    agreement: str | None
+    notes: list[str]
+
+    @property
+    def label(self) -> str | None:
+        return None if self.probs is None else EMOTIONS[int(np.argmax(self.probs))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3), "label": self.label,
+                "probs": None if self.probs is None else probs_dict(self.probs),
+                "face": None if self.face is None else {"probs": probs_dict(self.face), "frames_used": self.face_frames},
+                "voice": None if self.voice is None else {"probs": probs_dict(self.voice)},
+                "agreement": self.agreement, "notes": self.notes}
+
+
+@dataclass
 class AnalysisResult:
     file: str
     kind: str | None = None
@@ -69,6 +94,7 @@ class AnalysisResult:
     voice: VoiceBranch | None = None
     agreement: str | None = None
     weights: dict[str, float] = field(default_factory=dict)
+    timeline: list[TimelineWindow] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     untrained: bool = False
@@ -96,6 +122,7 @@ class AnalysisResult:
             "probs": None if self.probs is None else probs_dict(self.probs),
             "modalities": {"face": face, "voice": voice},
             "agreement": self.agreement,
+            "timeline": [w.to_dict() for w in self.timeline],
             "warnings": list(self.warnings),
             "error": self.error,
         }
@@ -113,7 +140,8 @@ class Analyzer:
         self.detector = detector or FaceDetector()
 
     # -- branches --------------------------------------------------------------------------
-    def voice_branch(self, audio: np.ndarray | None, warnings: list[str], kind: str) -> VoiceBranch | None:
+    def voice_branch(self, audio: np.ndarray | None, warnings: list[str], kind: str,
+                     grid: list[tuple[float, float]] | None = None) -> VoiceBranch | None:
         if audio is None:
             warnings.append("voice: the file has no audio track." if kind == "video" else
                             "voice: a still image has no voice.")
@@ -124,7 +152,7 @@ class Analyzer:
         if frame_dbfs(audio).max() < SILENCE_DBFS:
             warnings.append("voice: the audio track is silent; no voice to analyse.")
             return None
-        windows = voice_windows(audio)
+        windows = voice_windows(audio, grid)
         if not windows:
             warnings.append("voice: no stretch of at least half a second of voice was found.")
             return None
@@ -171,6 +199,32 @@ class Analyzer:
             res.error = f"{path.name}: the file is too large to analyse on this machine."
         return res
 
+    @staticmethod
+    def timeline(grid: list[tuple[float, float]], face: FaceBranch | None, voice: VoiceBranch | None
+                 ) -> list[TimelineWindow]:
+        """Fuse face frames and voice windows moment by moment over the overlapping window grid."""
+        by_start = {round(w.start, 3): w for w in voice.windows} if voice else {}
+        out = []
+        for k, (s, e) in enumerate(grid):
+            last = k == len(grid) - 1
+            frames = [f for f in (face.frames if face else []) if s <= f.t < e or (last and f.t == e)]
+            fp = pool_faces(np.stack([f.probs for f in frames]), np.array([f.det_prob for f in frames])) \
+                if frames else None
+            vw = by_start.get(round(s, 3))
+            notes = []
+            if face is not None and not frames:
+                notes.append("no face in view")
+            if vw is None:
+                notes.append("no voice")
+            if fp is None and vw is None:
+                out.append(TimelineWindow(s, e, None, None, 0, None, None, notes))
+                continue
+            fused = fuse(fp, None if vw is None else vw.probs, len(frames),
+                         0.0 if vw is None else (vw.end - vw.start) * vw.activity)
+            out.append(TimelineWindow(s, e, fused.probs, fp, len(frames), None if vw is None else vw.probs,
+                                      fused.agreement, notes))
+        return out
+
     def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool) -> None:
         if info.kind == "image":
             img = load_image(info)
@@ -194,7 +248,10 @@ class Analyzer:
                 res.face = self.face_branch(observations, res.warnings)
             elif audio is None:
                 raise MediaError(f"{info.path.name}: the audio could not be decoded.")
-        res.voice = self.voice_branch(audio, res.warnings, info.kind)
+        grid = window_grid(float(info.duration or 0.0)) if info.kind != "image" else None
+        res.voice = self.voice_branch(audio, res.warnings, info.kind, grid)
+        if grid:
+            res.timeline = self.timeline(grid, res.face, res.voice)
         if keep_audio:
             res.audio = audio
         if res.face is None and res.voice is None:

@@ -9,8 +9,12 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .constants import MAX_DURATION_S, MAX_FILE_MB
+
+if TYPE_CHECKING:
+    from .analysis import AnalysisResult
 
 
 def expand_inputs(paths: list[str]) -> list[Path]:
@@ -33,8 +37,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.paths)
     analyzer = Analyzer(limits=Limits(max_file_mb=args.max_mb, max_duration_s=args.max_duration))
     status = 0
+    rows: list[dict] = []
     for path in inputs:
         res = analyzer.analyze(path, crop_is_face=args.crop_is_face)
+        rows += timeline_rows(res)
         if res.error:
             status = 2
         if args.json:
@@ -44,7 +50,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"{path}: {res.error or res.label}{conf}", flush=True)
             for w in res.warnings:
                 print(f"  warning: {w}", flush=True)
+    if args.csv:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
     return status
+
+
+def timeline_rows(res: AnalysisResult) -> list[dict]:
+    """One table row per timeline window: fused, face and voice probabilities side by side."""
+    from .constants import EMOTIONS
+
+    rows = []
+    for w in res.timeline:
+        row = {"file": res.file, "start": w.start, "end": w.end, "label": w.label, "agreement": w.agreement,
+               "face_frames": w.face_frames, "notes": "; ".join(w.notes)}
+        for prefix, p in (("", w.probs), ("face_", w.face), ("voice_", w.voice)):
+            row |= {f"{prefix}{e}": (None if p is None else float(p[i])) for i, e in enumerate(EMOTIONS)}
+        rows.append(row)
+    return rows
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -62,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("paths", nargs="+", help="files or folders (every media file under a folder)")
     a.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     a.add_argument("--crop-is-face", action="store_true", help="images are already-cropped faces")
+    a.add_argument("--csv", metavar="FILE", help="also write the timelines (one row per window) to this CSV file")
     a.add_argument("--max-mb", type=float, default=MAX_FILE_MB, help="largest file accepted (MB)")
     a.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest recording (s)")
     a.set_defaults(func=cmd_analyze)

@@ -78,21 +78,34 @@ def voice_activity(audio: np.ndarray, frame_s: float = 0.05) -> np.ndarray:
     return db > max(SILENCE_DBFS, ref - 30.0)
 
 
-def voice_windows(audio: np.ndarray, window_s: float = VOICE_WINDOW_S, hop_s: float = VOICE_HOP_S
-                  ) -> list[tuple[float, float, float]]:
-    """Windows (start s, end s, share of active frames) that contain enough voice to classify.
+def window_grid(duration: float, window_s: float = VOICE_WINDOW_S, hop_s: float = VOICE_HOP_S
+                ) -> list[tuple[float, float]]:
+    """Overlapping (start, end) windows covering ``duration`` seconds; the last one ends at the end.
 
-    Audio no longer than one window gives one window spanning it.
+    A recording no longer than one window is one window.
+    """
+    if duration <= window_s:
+        return [(0.0, float(duration))]
+    starts = list(np.arange(0.0, duration - window_s + 1e-6, hop_s))
+    if starts[-1] + window_s < duration - 1e-6:
+        starts.append(duration - window_s)
+    return [(float(s), float(s + window_s)) for s in starts]
+
+
+def voice_windows(audio: np.ndarray, grid: list[tuple[float, float]] | None = None
+                  ) -> list[tuple[float, float, float]]:
+    """Windows (start s, end s, share of voiced frames) that contain enough voice to classify.
+
+    ``grid`` defaults to ``window_grid`` of the audio; windows are clipped to the audio's end.
     """
     duration = len(audio) / SAMPLE_RATE
     active = voice_activity(audio)
     frame_s = 0.05
-    starts = [0.0] if duration <= window_s else list(np.arange(0.0, duration - window_s + 1e-6, hop_s))
-    if duration > window_s and starts[-1] + window_s < duration - 1e-6:
-        starts.append(duration - window_s)
     out = []
-    for s in starts:
-        e = min(duration, s + window_s)
+    for s, e in grid if grid is not None else window_grid(duration):
+        e = min(duration, e)
+        if e - s < MIN_VOICE_S:
+            continue
         seg = active[int(s / frame_s): max(int(s / frame_s) + 1, int(e / frame_s))]
         if seg.sum() * frame_s >= MIN_VOICE_S:
             out.append((float(s), float(e), float(seg.mean())))

@@ -100,14 +100,23 @@ if (res.duration or 0) > 2 and (len(face_frames) > 1 or len(voice_windows) > 1):
     fig = go.Figure()
     for e in show:
         k = EMOTIONS.index(e)
+        fused = [w for w in res.timeline if w.probs is not None]
+        if fused:
+            fig.add_scatter(x=[(w.start + w.end) / 2 for w in fused], y=[w.probs[k] for w in fused],
+                            mode="lines+markers", line={"width": 3}, name=f"fused · {e}")
         if face_frames:
             fig.add_scatter(x=[f.t for f in face_frames], y=[f.probs[k] for f in face_frames], mode="lines",
-                            name=f"face · {e}")
+                            line={"width": 1}, name=f"face · {e}")
         if voice_windows:
             fig.add_scatter(x=[(w.start + w.end) / 2 for w in voice_windows], y=[w.probs[k] for w in voice_windows],
                             mode="lines+markers", line={"dash": "dot"}, name=f"voice · {e}")
     fig.update_layout(height=300, yaxis_tickformat=".0%", xaxis_title="seconds", margin={"t": 10})
     st.plotly_chart(fig, width="stretch")
+    st.dataframe(pd.DataFrame([{"window": f"{w.start:.1f}–{w.end:.1f} s", "fused": w.label or "—",
+                                "face": EMOTIONS[int(np.argmax(w.face))] if w.face is not None else "—",
+                                "voice": EMOTIONS[int(np.argmax(w.voice))] if w.voice is not None else "—",
+                                "agreement": w.agreement or "—", "notes": ", ".join(w.notes)} for w in res.timeline]),
+                 hide_index=True, width="stretch")
 
 # --- explanations side by side -----------------------------------------------------------------
 st.subheader("Why: what the models looked at and listened to")

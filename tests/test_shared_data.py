@@ -111,3 +111,23 @@ def test_crop_study_runs_the_inference_crop_on_fer_faces() -> None:
     assert res["n"] == 40 and 30 <= res["detected"] <= 40
     assert {(s["margin"], s["align"]) for s in res["settings"]} == {(0.0, False), (0.25, False), (0.0, True), (0.25, True)}
     assert all(0 <= s["accuracy"] <= 1 for s in res["settings"])
+
+
+def test_voice_timeline_follows_the_known_segments(tmp_path: Path) -> None:
+    """talking_face_speech.mp4: seven RAVDESS clips on the audio track; the voice timeline
+    follows them (window nearest each segment's middle). Those actors are in the voice model's
+    training set, so this checks the timeline, not generalisation."""
+    truth = json.loads((MEDIA / "talking_face_speech.json").read_text())["speech_segments"]
+    rc, (d,) = analyze(MEDIA / "talking_face_speech.mp4", extra=("--csv", str(tmp_path / "t.csv")))
+    assert rc == 0
+    tl = d["timeline"]
+    assert tl[0]["start"] == 0 and tl[-1]["end"] == pytest.approx(19.69, abs=0.05)
+    hits = 0
+    for seg in truth:
+        mid = (seg["start"] + seg["end"]) / 2
+        w = min((w for w in tl if w["voice"]), key=lambda w: abs((w["start"] + w["end"]) / 2 - mid))
+        hits += max(w["voice"]["probs"], key=w["voice"]["probs"].get) == seg["emotion"]
+    assert hits >= 4, hits  # chance is 1 in 8 per segment
+    assert all(w["face"] for w in tl)  # the face is in view throughout
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert len(table) == len(tl) and {"start", "end", "label", "face_happy", "voice_happy"} <= set(table.columns)
