@@ -78,6 +78,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return module.evaluate(args) if args.evaluate_only else module.main(args)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .analysis import Analyzer
+    from .explain_report import explain_file
+
+    doc = explain_file(Analyzer(), args.path, args.out, args.target, args.all_classes, args.method, args.samples)
+    if doc["error"]:
+        print(f"{args.path}: {doc['error']}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: doc[k] for k in ("file", "label", "warnings")}))
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from .explain_report import write_tables
+
+    res = write_tables(args.data, args.reports or Path(__file__).resolve().parent.parent / "reports", args.quick)
+    print(json.dumps(res["faithfulness"], indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emotion_core", description="Emotion recognition from face and voice.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,6 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-mb", type=float, default=MAX_FILE_MB, help="largest file accepted (MB)")
     a.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest recording (s)")
     a.set_defaults(func=cmd_analyze)
+
+    from .constants import EMOTIONS
+    from .explain import CAM_METHODS
+
+    e = sub.add_parser("explain", help="Grad-CAM overlays, LIME panels and explanation.json for one input")
+    e.add_argument("path")
+    e.add_argument("--out", required=True, help="folder for the PNG files and explanation.json")
+    e.add_argument("--target", choices=EMOTIONS, help="emotion to explain (default: each branch's prediction)")
+    e.add_argument("--all-classes", action="store_true", help="one panel per emotion")
+    e.add_argument("--method", choices=CAM_METHODS, default="gradcam")
+    e.add_argument("--samples", type=int, default=1000, help="LIME perturbations")
+    e.set_defaults(func=cmd_explain)
+
+    tb = sub.add_parser("tables", help="per-emotion inference tables and faithfulness figures (reports/)")
+    tb.add_argument("--data", required=True, help="folder holding fer2013/ and ravdess-speech-16k/")
+    tb.add_argument("--reports", default=None)
+    tb.add_argument("--quick", action="store_true")
+    tb.set_defaults(func=cmd_tables)
 
     for name in ("train", "evaluate"):
         t = sub.add_parser(name, help=f"{name} a model (see the model card)")
