@@ -12,6 +12,7 @@ import streamlit as st
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
 from emotion_core.explain import BAND_EDGES, BAND_NAMES, CAM_METHODS, region_shares
+from emotion_core.html_report import render_html
 from pages.common import (
     EMOJI,
     LIMITS_TEXT,
@@ -175,7 +176,16 @@ rows += [{"modality": "voice", "t": w.start, "end": w.end, **dict(zip(EMOTIONS, 
          for w in voice_windows]
 csv = io.StringIO()
 pd.DataFrame(rows).to_csv(csv, index=False)
-d1, d2 = st.columns(2)
+d1, d2, d3 = st.columns(3)
+cam_img = cam_cap = None
+if face_frames and any(f.crop_rgb is not None for f in face_frames):
+    kept_all = [f for f in face_frames if f.crop_rgb is not None]
+    j = int(np.argmax([f.probs.max() for f in kept_all]))
+    t_emo = FACE_EMOTIONS[int(np.argmax(kept_all[j].probs[[EMOTIONS.index(e) for e in FACE_EMOTIONS]]))]
+    cam_img, _ = face_overlay(data, name, j, t_emo, "gradcam")
+    cam_cap = f"Grad-CAM for '{t_emo}' at {kept_all[j].t:.1f} s"
+d3.download_button("Report (HTML)", render_html(res, cam_img, cam_cap or ""), file_name="emotion_report.html",
+                   mime="text/html")
 d1.download_button("Results (JSON)", json.dumps(res.to_dict(), indent=2), file_name="emotion_result.json",
                    mime="application/json")
 d2.download_button("Per-frame and per-window probabilities (CSV)", csv.getvalue(), file_name="emotion_timeline.csv",

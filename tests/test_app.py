@@ -47,7 +47,7 @@ def test_upload_gives_result_tables_and_explanations(analysed: AppTest) -> None:
     assert abs(table["Fusion"].sum() - 1) < 1e-6
     assert at.get("image"), "the Grad-CAM overlay is shown"
     assert any("Red cells" in c.value for c in at.caption), "the LIME panel is shown"
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 3
 
 
 def test_changing_the_cam_target_and_method(analysed: AppTest) -> None:
