@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emotion_core.constants import EMOTIONS
+from emotion_core.evaluate_fusion import pseudo_paired
+
+
+def test_pseudo_paired_pairs_same_class_faces(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, e in enumerate(EMOTIONS * 5):
+        p = rng.dirichlet(np.ones(8))
+        p[EMOTIONS.index(e)] += 1 if i % 2 else 0  # voice right half the time
+        rows.append({"true": e, **dict(zip(EMOTIONS, p / p.sum(), strict=True))})
+    pd.DataFrame(rows).to_csv(tmp_path / "v.csv", index=False)
+    faces = []
+    for e in ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"] * 3:
+        p = np.full(8, 0.02)
+        p[1] = 0
+        p[EMOTIONS.index({"fear": "fearful", "surprise": "surprised"}.get(e, e))] = 0.88
+        faces.append({"true": e, **dict(zip(EMOTIONS, p / p.sum(), strict=True))})
+    pd.DataFrame(faces).to_csv(tmp_path / "f.csv", index=False)
+    res = pseudo_paired(tmp_path / "v.csv", tmp_path / "f.csv", repeats=3)
+    assert res["face_accuracy_mean"] == 35 / 40  # perfect faces, but never "calm"
+    assert res["fused_accuracy_mean"] > res["voice_accuracy_mean"]
+    assert abs(sum(v["share"] for v in res["agreement"].values()) - 1) < 1e-9
