@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
-from emotion_core.explain import BAND_EDGES, BAND_NAMES, CAM_METHODS, region_shares
+from emotion_core.explain import CAM_METHODS, region_shares
 from emotion_core.html_report import render_html
 from pages.common import (
     EMOJI,
@@ -20,6 +20,7 @@ from pages.common import (
     clear_results,
     face_overlay,
     get_analyzer,
+    lime_figure,
     probability_table,
     progress_columns,
     voice_lime,
@@ -156,17 +157,7 @@ with vcol:
         tabs = st.tabs(list(targets)) if len(targets) > 1 else [st.container()]
         for tab, emo in zip(tabs, targets, strict=True):
             with tab:
-                heat = ex.heatmap(emo)
-                lim = float(np.abs(heat).max()) or 1.0
-                t_axis = ex.start + np.arange(ex.mel.shape[1]) / 100
-                fig = go.Figure()
-                fig.add_heatmap(z=ex.mel, x=t_axis, colorscale="Greys", showscale=False)
-                fig.add_heatmap(z=heat, x=t_axis, colorscale="RdBu_r", zmin=-lim, zmax=lim, opacity=0.55,
-                                colorbar={"title": "LIME"})
-                fig.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="seconds",
-                                  yaxis={"title": "mel band", "tickvals": list(BAND_EDGES[:-1]),
-                                         "ticktext": list(BAND_NAMES)})
-                st.plotly_chart(fig, width="stretch", key=f"lime_{emo}")
+                st.plotly_chart(lime_figure(ex, emo), width="stretch", key=f"lime_{emo}")
                 st.caption(f"Red cells raise '{emo}', blue cells lower it (fit R² {ex.score[emo]:.2f}).")
 
 # --- downloads ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ cache below and in the session.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -15,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from emotion_core.analysis import AnalysisResult, Analyzer
 from emotion_core.constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
-from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
+from emotion_core.explain import BAND_EDGES, BAND_NAMES, VoiceExplanation, explain_voice, face_cams, overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
@@ -66,8 +66,17 @@ def voice_lime(data: bytes, name: str, window_index: int, targets: tuple[str, ..
     return explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples)
 
 
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:12]
+def lime_figure(ex: VoiceExplanation, emotion: str) -> go.Figure:
+    """The log-mel in grey with the LIME weights of ``emotion`` over it (red raises, blue lowers)."""
+    heat = ex.heatmap(emotion)
+    lim = float(np.abs(heat).max()) or 1.0
+    t_axis = ex.start + np.arange(ex.mel.shape[1]) / 100
+    fig = go.Figure()
+    fig.add_heatmap(z=ex.mel, x=t_axis, colorscale="Greys", showscale=False)
+    fig.add_heatmap(z=heat, x=t_axis, colorscale="RdBu_r", zmin=-lim, zmax=lim, opacity=0.55, colorbar={"title": "LIME"})
+    fig.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="seconds",
+                      yaxis={"title": "mel band", "tickvals": list(BAND_EDGES[:-1]), "ticktext": list(BAND_NAMES)})
+    return fig
 
 
 def probability_table(res: AnalysisResult) -> pd.DataFrame:

@@ -9,12 +9,31 @@ import streamlit as st
 
 from emotion_core.constants import EMOTIONS
 from emotion_core.evaluation import summarize
-from pages.common import DATA_DIR, REPORTS, progress_columns
+from emotion_core.explain import explain_voice, face_cams, overlay
+from pages.common import DATA_DIR, REPORTS, get_analyzer, lime_figure, progress_columns
 
 SOURCES = {
     "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_oof.csv", "ravdess-speech-16k"),
     "Face: FER2013 PrivateTest": ("face_private.csv", "fer2013"),
 }
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def face_error_cam(path: str, target: str) -> np.ndarray:
+    from PIL import Image
+
+    face = np.asarray(Image.open(path).convert("L").resize((48, 48)), dtype=np.float32) / 255
+    cam = face_cams(get_analyzer().models.face, face[None], [target])[0]
+    rgb = np.asarray(Image.open(path).convert("RGB").resize((160, 160)))
+    return overlay(rgb, cam)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def voice_error_lime(path: str, target: str):
+    import librosa
+
+    y, _ = librosa.load(path, sr=16000)
+    return explain_voice(get_analyzer().models.voice, y, targets=[target], n_samples=200)
 
 
 @st.cache_data
@@ -90,6 +109,15 @@ if rows:
         st.info(f"The data set is not reachable at {root} (set EMOTION_DATA_DIR), so the input cannot be "
                 "shown; the stored probabilities above are all there is.")
     elif path.suffix == ".jpg":
-        st.image(str(path), width=144, caption="the 48x48 face, enlarged")
+        c1, c2 = st.columns(2)
+        c1.image(str(path), width=192, caption="the 48x48 face, enlarged")
+        target = c2.selectbox("Grad-CAM for", [row["pred"], row["true"]], format_func=lambda e: f"{e}")
+        c2.image(face_error_cam(str(path), target), width=192, caption=f"Grad-CAM for '{target}'")
     else:
         st.audio(str(path))
+        target = st.selectbox("LIME for", [row["pred"], row["true"]])
+        with st.spinner("Explaining the voice (LIME, 200 samples)…"):
+            ex = voice_error_lime(str(path), target)
+        st.plotly_chart(lime_figure(ex, target), width="stretch")
+        st.caption("Explained by the shipped model, which was trained on all twenty actors (the stored "
+                   "probabilities above come from the fold model that never heard this actor).")

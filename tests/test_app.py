@@ -103,3 +103,17 @@ def test_model_card_page() -> None:
     at = page("model_card").run()
     no_exceptions(at)
     assert any("RAVDESS" in m.value for m in at.markdown)
+
+
+@pytest.mark.shared
+def test_misclassification_explanations_of_stored_inputs() -> None:
+    """The helpers the page calls for a chosen error: Grad-CAM on the FER image, LIME on the clip."""
+    from conftest import SHARED
+
+    from pages.misclassifications import face_error_cam, voice_error_lime
+
+    img = next((SHARED / "fer2013" / "test" / "sad").glob("PrivateTest_*.jpg"))
+    assert face_error_cam(str(img), "sad").shape == (160, 160, 3)
+    clip = next((SHARED / "ravdess-speech-16k").rglob("*.flac"))
+    ex = voice_error_lime(str(clip), "angry")
+    assert ex.heatmap("angry").shape == ex.mel.shape
