@@ -7,6 +7,7 @@ long video is streamed a frame at a time instead of being held in memory.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -116,13 +117,21 @@ def probe(path: str | Path, limits: Limits = Limits()) -> MediaInfo:
         )
     if has_video:
         w, h = infos.get("video_size") or (0, 0)
-        if infos.get("video_rotation", 0) in (90, 270, -90, -270):
-            w, h = h, w
+        if (infos.get("video_rotation") or _display_rotation(path)) in (90, 270, -90, -270):
+            w, h = h, w  # ffmpeg applies the rotation when decoding: frames come out turned
         if not w or not h:
             raise MediaError(f"{path.name}: the video track has no readable picture size.")
         return MediaInfo(path, "video", float(duration), True, has_audio, int(w), int(h),
                          float(infos.get("video_fps") or 0) or None)
     return MediaInfo(path, "audio", float(duration), False, True)
+
+
+def _display_rotation(path: Path) -> int:
+    """Rotation stored as a display matrix (phone videos), which moviepy's parser does not read."""
+    proc = subprocess.run([_FFMPEG, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True,
+                          check=False)
+    m = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", proc.stderr)
+    return int(round(float(m.group(1)))) % 360 if m else 0
 
 
 def _probe_image(path: Path, limits: Limits) -> MediaInfo:
