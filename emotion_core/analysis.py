@@ -7,6 +7,7 @@ runner. Each result depends on its input alone.
 from __future__ import annotations
 
 import warnings as _warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predi
 from .media import Limits, MediaInfo, iter_frames, load_audio, load_image, probe
 from .registry import Models, load_models
 
-MAX_KEPT_CROPS = 60
+MAX_KEPT_CROPS = 120
 """Colour face crops kept per clip for display (Grad-CAM); the rest are dropped after use."""
 
 
@@ -160,19 +161,37 @@ class Analyzer:
         voiced = float(sum((w.end - w.start) * w.activity for w in vws))
         return VoiceBranch(pool_voice(vws), vws, voiced)
 
-    def face_branch(self, observations: list[tuple[float, FaceObservation | None]], warnings: list[str]
-                    ) -> FaceBranch | None:
-        sampled = len(observations)
-        seen = [o for _, o in observations if o is not None]
+    def face_branch(self, observations: Iterable[tuple[float, FaceObservation | None]], warnings: list[str],
+                    duration: float = 0.0, progress: Callable[[float], None] | None = None) -> FaceBranch | None:
+        """Classify the main face of each observation as they stream in.
+
+        Only small 48x48 inputs are held for every frame; colour crops (for Grad-CAM) are kept for
+        at most MAX_KEPT_CROPS frames spread over the clip, so a long video stays small in memory.
+        """
+        spacing = duration / MAX_KEPT_CROPS if duration > 0 else 0.0
+        next_keep, sampled = -1.0, 0
+        seen: list[FaceObservation] = []
+        for t, o in observations:
+            sampled += 1
+            if progress is not None and duration > 0:
+                progress(min(1.0, t / duration))
+            if o is None:
+                continue
+            if o.t >= next_keep:
+                next_keep = o.t + spacing
+            else:
+                o.crop_rgb = None
+            seen.append(o)
+        if sampled == 0:
+            return None
         if not seen:
             warnings.append("face: no face was found." if sampled <= 1 else
                             f"face: no face was found in any of the {sampled} sampled frames.")
             return None
         probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]))
-        keep = set(np.linspace(0, len(seen) - 1, min(len(seen), MAX_KEPT_CROPS)).round().astype(int).tolist())
-        frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb if i in keep else None,
-                            o.face_input if i in keep else None)
-                  for i, (o, p) in enumerate(zip(seen, probs, strict=True))]
+        frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb,
+                            o.face_input if o.crop_rgb is not None else None)
+                  for o, p in zip(seen, probs, strict=True)]
         if sampled > 1 and len(seen) < 0.5 * sampled:
             warnings.append(f"face: a face was found in only {len(seen)} of {sampled} sampled frames.")
         if max(o.n_faces for o in seen) > 1:
@@ -181,8 +200,11 @@ class Analyzer:
 
     # -- whole inputs ----------------------------------------------------------------------
     def analyze(self, path: str | Path, crop_is_face: bool = False, keep_audio: bool = False,
-                display_name: str | None = None) -> AnalysisResult:
-        """Analyse one file; never raises for bad input (the result's ``error`` says why)."""
+                display_name: str | None = None, progress: Callable[[float], None] | None = None) -> AnalysisResult:
+        """Analyse one file; never raises for bad input (the result's ``error`` says why).
+
+        ``progress`` is called with the fraction of the video's frames processed so far.
+        """
         path = Path(path)
         res = AnalysisResult(file=display_name or str(path), untrained=self.models.untrained)
         if res.untrained:
@@ -192,7 +214,7 @@ class Analyzer:
             res.kind, res.duration = info.kind, info.duration
             with _warnings.catch_warnings():
                 _warnings.simplefilter("ignore")
-                self._run(info, res, crop_is_face, keep_audio)
+                self._run(info, res, crop_is_face, keep_audio, progress)
         except MediaError as e:
             res.error = str(e)
         except MemoryError:
@@ -225,7 +247,8 @@ class Analyzer:
                                       fused.agreement, notes))
         return out
 
-    def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool) -> None:
+    def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool,
+             progress: Callable[[float], None] | None = None) -> None:
         if info.kind == "image":
             img = load_image(info)
             if crop_is_face:
@@ -242,10 +265,10 @@ class Analyzer:
         else:
             audio = load_audio(info)
             if info.has_video:
-                observations = [(fr.t, o) for fr, o in self.detector.track(iter_frames(info))]
-                if not observations:
+                observations = ((fr.t, o) for fr, o in self.detector.track(iter_frames(info)))
+                res.face = self.face_branch(observations, res.warnings, float(info.duration or 0), progress)
+                if res.face is None and not any(w.startswith("face:") for w in res.warnings):
                     raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
-                res.face = self.face_branch(observations, res.warnings)
             elif audio is None:
                 raise MediaError(f"{info.path.name}: the audio could not be decoded.")
         grid = window_grid(float(info.duration or 0.0)) if info.kind != "image" else None

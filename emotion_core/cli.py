@@ -38,8 +38,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     analyzer = Analyzer(limits=Limits(max_file_mb=args.max_mb, max_duration_s=args.max_duration))
     status = 0
     rows: list[dict] = []
+    from tqdm import tqdm
+
     for path in inputs:
-        res = analyzer.analyze(path, crop_is_face=args.crop_is_face)
+        with tqdm(total=100, desc=path.name, unit="%", leave=False, file=sys.stderr,
+                  disable=not sys.stderr.isatty()) as bar:
+            res = analyzer.analyze(path, crop_is_face=args.crop_is_face,
+                                   progress=lambda f, bar=bar: bar.update(int(f * 100) - bar.n))
         rows += timeline_rows(res)
         if res.error:
             status = 2
