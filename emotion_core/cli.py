@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--ablation", action="store_true", help="also run the ablation baselines")
         t.add_argument("--ablation-only", action="store_true", help="run only the ablation baselines")
         t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training or model setting")
+        t.add_argument("--resume", action="store_true", help="face: continue from --out/face_train_state.pt")
+        t.add_argument("--stop-after", type=int, default=None, help="face: train at most N epochs in this run")
         t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
         t.set_defaults(func=cmd_train, evaluate_only=name == "evaluate")
     return p

@@ -98,7 +98,14 @@ def evaluate_split(net: FaceNet, split: FerSplit, temperature: float = 1.0) -> n
 
 
 def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, device: torch.device,
-          select_on: FerSplit | None) -> tuple[FaceNet, list[dict]]:
+          select_on: FerSplit | None, state_path: Path | None = None, resume: bool = False,
+          stop_after: int | None = None) -> tuple[FaceNet, list[dict], bool]:
+    """Train; returns (model with the selected epoch's weights, history, finished).
+
+    With ``state_path`` the full training state is saved after every epoch; ``resume`` continues
+    from it (so training on a CPU can span sessions), ``stop_after`` ends this run after that many
+    epochs (finished is then False).
+    """
     net.to(device).train()
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -106,8 +113,20 @@ def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, 
     total, warm = cfg.epochs * steps, cfg.warmup_epochs * steps
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     best, best_state, history = -1.0, None, []
-    step, t0 = 0, time.time()
-    for epoch in range(cfg.epochs):
+    step, t0, start = 0, time.time(), 0
+    if resume and state_path is not None and state_path.exists():
+        st = torch.load(state_path, map_location=device, weights_only=True)
+        net.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        gen.set_state(st["gen"].cpu() if device.type == "cpu" else st["gen"])
+        torch.set_rng_state(st["rng"].cpu())
+        best, best_state, history = st["best"], st["best_state"], json.loads(st["history"])
+        start = step = st["epoch"]
+        step *= steps
+        log.info("resumed after epoch %d", start)
+    for epoch in range(start, cfg.epochs):
+        if stop_after is not None and epoch - start >= stop_after:
+            return net.eval(), history, False
         net.train()
         perm = torch.randperm(len(x), generator=gen, device=device)
         losses = []
@@ -134,9 +153,13 @@ def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, 
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         history.append(rec)
         log.info("epoch %d/%d %s", epoch + 1, cfg.epochs, json.dumps(rec))
+        if state_path is not None:
+            torch.save({"epoch": epoch + 1, "model": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                        "rng": torch.get_rng_state(), "best": best, "best_state": best_state,
+                        "history": json.dumps(history)}, state_path)
     if best_state is not None:
         net.load_state_dict(best_state)
-    return net.eval(), history
+    return net.eval(), history, True
 
 
 def main(args: argparse.Namespace) -> int:
@@ -166,8 +189,12 @@ def main(args: argparse.Namespace) -> int:
     net = FaceNet(FaceConfig()).load_imagenet()
     x = to_tensor(full.images[tr_idx], device)
     y = torch.from_numpy(full.labels[tr_idx]).to(device)
-    net, history = train(net, x, y, cfg, device, public)
+    net, history, finished = train(net, x, y, cfg, device, public, out / "face_train_state.pt",
+                                   getattr(args, "resume", False), getattr(args, "stop_after", None))
     results["history"] = history
+    if not finished:
+        log.info("stopped after epoch %d of %d; continue with --resume", len(history), cfg.epochs)
+        return 0
 
     p_pub_raw = evaluate_split(net, public)[:, _FACE_IDX]
     temperature = fit_temperature(lambda t: nll(public.labels, torch.softmax(

