@@ -33,6 +33,9 @@ def corpus(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     ff("-i", src, "-vf", "select='not(mod(n\\,3))+eq(n\\,1)',setpts=N/FRAME_RATE/TB*1.0", "-fps_mode", "vfr",
        "-c:a", "copy", str(d / "vfr.mp4"))
     ff("-i", src, "-af", "atrim=0:1.2", "-c:v", "copy", str(d / "audio_shorter.mp4"))
+    sf.write(d / "long_voice.wav", voiced_signal(6.0, seed=7), SR)
+    ff("-i", src, "-i", str(d / "long_voice.wav"), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
+       str(d / "audio_longer.mp4"))
     ff("-i", src, "-c:v", "libvpx-vp9", "-b:v", "200k", "-c:a", "libopus", str(d / "clip.webm"))
     ff("-i", src, "-c", "copy", str(d / "clip.mkv"))
     ff("-i", src, "-c:v", "libx264", "-c:a", "aac", str(d / "clip.mov"))
@@ -107,6 +110,13 @@ def test_audio_shorter_than_video(results: dict) -> None:
     assert r.face is not None and r.timeline[-1].end == pytest.approx(r.duration, abs=0.2)
 
 
+def test_audio_longer_than_video(results: dict) -> None:
+    r = results["audio_longer.mp4"]
+    assert r.duration == pytest.approx(6.0, abs=0.2) and r.voice is not None and r.face is not None
+    assert r.timeline[-1].end == pytest.approx(r.duration, abs=0.1)
+    assert max(f.t for f in r.face.frames) < 3.1 and r.voice.windows[-1].end == pytest.approx(6.0, abs=0.1)
+
+
 def test_two_faces_warns(results: dict) -> None:
     assert any("more than one face" in w for w in results["two_faces.mp4"].warnings)
 
@@ -132,6 +142,41 @@ def test_limits(corpus: Path) -> None:
     assert "MB limit" in a.analyze(corpus / "hevc.mp4").error
     a = Analyzer(limits=Limits(max_duration_s=1.0))
     assert "min limit" in a.analyze(corpus / "hevc.mp4").error
+
+
+def test_the_command_gives_the_same_outcomes(corpus: Path, results: dict) -> None:
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    p = subprocess.run([sys.executable, "-m", "emotion_core", "analyze", str(corpus), "--json"], capture_output=True,
+                       text=True, cwd=root, timeout=900)
+    assert p.returncode == 2 and "Traceback" not in p.stderr  # the corpus holds rejected files
+    lines = {Path(d["file"]).name: d for d in map(json.loads, p.stdout.splitlines())}
+    assert set(lines) == set(results)
+    for name, r in results.items():
+        d = lines[name]
+        assert (d["error"] is None) == (r.error is None), name
+        assert (d["modalities"]["face"] is None) == (r.face is None), name
+        assert (d["modalities"]["voice"] is None) == (r.voice is None), name
+
+
+def test_cancelled_analysis_leaves_nothing(corpus: Path, analyzer: Analyzer) -> None:
+    """A user who stops an analysis half-way (here: an exception from the progress callback) leaves
+    no decoder running and nothing in temporary storage."""
+    from streamlit.testing.v1 import AppTest  # noqa: F401 - its import makes a folder of its own in /tmp
+
+    before = _listing()
+
+    def cancel(fraction: float) -> None:
+        if fraction > 0.3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        analyzer.analyze(corpus / "face_leaves.mp4", progress=cancel)
+    assert _listing() - before == set()
+    ffmpegs = subprocess.run(["pgrep", "-f", f"{FFMPEG}.*face_leaves"], capture_output=True, text=True).stdout
+    assert ffmpegs.strip() == ""
 
 
 def _listing() -> set[str]:
