@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .constants import EMOTIONS, SAMPLE_RATE, SILENCE_DBFS
+from .constants import EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBFS
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
@@ -188,7 +188,8 @@ class Analyzer:
             warnings.append("face: no face was found." if sampled <= 1 else
                             f"face: no face was found in any of the {sampled} sampled frames.")
             return None
-        probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]))
+        probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]),
+                              flip_tta=len(seen) <= MIRROR_TTA_MAX_FRAMES)
         frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb,
                             o.face_input if o.crop_rgb is not None else None)
                   for o, p in zip(seen, probs, strict=True)]
