@@ -46,9 +46,10 @@ FRAME_RATE = 5.0
 """Frames per second sampled from a video for the face branch."""
 DETECT_MAX_SIDE = 640
 """Frames are downscaled so their longer side is at most this before face detection."""
-MIN_FACE_SIZE = 60
-"""Smallest face (pixels, in the downscaled frame) MTCNN looks for: smaller faces carry too little
-expression detail, and skipping them makes detection about 17% faster (benchmarks/bench_long.py)."""
+MIN_FACE_SIZE = 48
+"""Smallest face (pixels, in the downscaled frame) MTCNN looks for: the face model's own input size
+(a smaller face would be upsampled from too little detail); it also makes detection faster than
+MTCNN's default of 20 (benchmarks/bench_long.py)."""
 MIRROR_TTA_MAX_FRAMES = 150
 """Up to this many face frames (30 s at 5 fps) each face is also read mirrored and the two averaged;
 longer recordings skip it, their many frames already average out (halves the face model's cost)."""
