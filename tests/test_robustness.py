@@ -179,6 +179,26 @@ def test_cancelled_analysis_leaves_nothing(corpus: Path, analyzer: Analyzer) -> 
     assert ffmpegs.strip() == ""
 
 
+@pytest.mark.parametrize(("name", "outcome"), [
+    ("random.wav", "error"), ("text.wav", "error"), ("voice_8k.wav", "voice only"), ("alpha.png", "face only"),
+    ("phone_portrait.mp4", "both"), ("tiny_face.mp4", "voice only"),
+])
+def test_the_app_gives_the_same_outcomes(corpus: Path, results: dict, name: str, outcome: str) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=240).run()
+    at.file_uploader(key="upload").set_value((name, (corpus / name).read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    if outcome == "error":
+        assert at.error and at.error[0].value == results[name].error
+        return
+    table = at.dataframe[0].value
+    assert table["Face"].isna().all() == (outcome == "voice only")
+    assert table["Voice"].isna().all() == (outcome == "face only")
+    assert {m.label: m.value for m in at.metric}["Expressed emotion"].split()[-1] == results[name].label
+
+
 def _listing() -> set[str]:
     out = set(os.listdir(tempfile.gettempdir()))
     if Path("/dev/shm").is_dir():
