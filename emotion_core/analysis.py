@@ -6,6 +6,7 @@ runner. Each result depends on its input alone.
 
 from __future__ import annotations
 
+import logging
 import warnings as _warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from .fusion import fuse
 from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
 from .media import Limits, MediaInfo, iter_frames, load_audio, load_image, probe
 from .registry import Models, load_models
+
+log = logging.getLogger(__name__)
 
 MAX_KEPT_CROPS = 120
 """Colour face crops kept per clip for display (Grad-CAM); the rest are dropped after use."""
@@ -220,6 +223,12 @@ class Analyzer:
             res.error = str(e)
         except MemoryError:
             res.error = f"{path.name}: the file is too large to analyse on this machine."
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as e:  # a bug or an input we did not foresee: a message, never a traceback
+            log.debug("analysis of %s failed", path, exc_info=True)
+            res.error = (f"{Path(res.file).name}: the analysis failed unexpectedly ({type(e).__name__}). The file may "
+                         "use an unusual encoding; converting it to mp4 (H.264) or wav usually helps.")
         return res
 
     @staticmethod

@@ -104,3 +104,12 @@ def test_directory_and_crop_is_face(media_dir: Path, tmp_path: Path) -> None:
     face = lines[1]["modalities"]["face"]
     assert face["frames_used"] == 1
     check_probs(face["probs"])
+
+
+def test_an_unforeseen_failure_is_a_message_not_a_traceback(media_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from emotion_core import analysis
+
+    a = analysis.Analyzer()
+    monkeypatch.setattr(analysis, "load_audio", lambda info: (_ for _ in ()).throw(RuntimeError("boom")))
+    res = a.analyze(media_dir / "voice.wav")
+    assert res.error and "failed unexpectedly (RuntimeError)" in res.error and res.probs is None
