@@ -120,6 +120,22 @@ if (res.duration or 0) > 2 and (len(face_frames) > 1 or len(voice_windows) > 1):
                                 "agreement": w.agreement or "—", "notes": ", ".join(w.notes)} for w in res.timeline]),
                  hide_index=True, width="stretch")
 
+    def _go_to_moment() -> None:
+        """Point both explanation panels at the chosen timeline window."""
+        w = res.timeline[st.session_state["moment"]]
+        kept_frames = [f for f in face_frames if f.crop_rgb is not None]
+        inside = [j for j, f in enumerate(kept_frames) if w.start <= f.t <= w.end]
+        if inside:
+            st.session_state["face_moment"] = max(inside, key=lambda j: kept_frames[j].probs.max())
+        same = [j for j, v in enumerate(voice_windows) if abs(v.start - w.start) < 1e-3]
+        if same:
+            st.session_state["lime_w"] = same[0]
+
+    st.selectbox("Explain this moment", range(len(res.timeline)), key="moment", on_change=_go_to_moment,
+                 format_func=lambda j: f"{res.timeline[j].start:.1f}–{res.timeline[j].end:.1f} s: "
+                                       f"{res.timeline[j].label or 'no answer'}",
+                 help="Sets the face frame (the most confident one in this window) and the voice window below.")
+
 # --- explanations side by side -----------------------------------------------------------------
 st.subheader("Why: what the models looked at and listened to")
 fcol, vcol = st.columns(2)
@@ -130,8 +146,10 @@ with fcol:
         st.caption("No face to explain.")
     else:
         best = int(np.argmax([f.probs.max() for f in kept]))
-        i = st.select_slider("Moment", options=list(range(len(kept))), value=best,
-                             format_func=lambda j: f"{kept[j].t:.1f} s", key="face_moment") if len(kept) > 1 else 0
+        if "face_moment" not in st.session_state:
+            st.session_state["face_moment"] = best
+        i = st.select_slider("Moment", options=list(range(len(kept))), format_func=lambda j: f"{kept[j].t:.1f} s",
+                             key="face_moment") if len(kept) > 1 else 0
         face_pred = FACE_EMOTIONS[int(np.argmax(kept[i].probs[[EMOTIONS.index(e) for e in FACE_EMOTIONS]]))]
         target = st.selectbox("Explain the emotion", FACE_EMOTIONS, index=FACE_EMOTIONS.index(face_pred), key="cam_t")
         method = st.selectbox("Method", CAM_METHODS, key="cam_m")

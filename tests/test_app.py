@@ -117,3 +117,26 @@ def test_misclassification_explanations_of_stored_inputs() -> None:
     clip = next((SHARED / "ravdess-speech-16k").rglob("*.flac"))
     ex = voice_error_lime(str(clip), "angry")
     assert ex.heatmap("angry").shape == ex.mel.shape
+
+
+def test_choosing_a_moment_moves_both_panels(tmp_path: Path) -> None:
+    from conftest import face_frame, voiced_signal, write_video
+
+    clip = write_video(tmp_path / "six.mp4", [face_frame(shift=(i % 5) * 4) for i in range(60)], 10,
+                       voiced_signal(6.0, seed=4))
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("six.mp4", clip.read_bytes(), "video/mp4")).run()
+    no_exceptions(at)
+    moment = at.selectbox(key="moment")
+    assert len(moment.options) == 2  # 0-4 s and 2-6 s
+    moment.set_value(1).run()
+    no_exceptions(at)
+    assert at.selectbox(key="lime_w").value == 1
+
+    def cam_time() -> float:
+        caption = next(img.caption for i in at.get("image") for img in i.proto.imgs)
+        return float(caption.split(" at ")[1].split(" s")[0])
+
+    assert 2.0 <= cam_time() <= 6.0
+    at.selectbox(key="moment").set_value(0).run()
+    assert at.selectbox(key="lime_w").value == 0 and cam_time() <= 4.0
