@@ -56,6 +56,7 @@ def corpus(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_video(d / "face_leaves.mp4", gone, fps=10, audio=voiced_signal(3.0, seed=6))
     big = Image.fromarray(face_frame()).resize((3840, 2160))
     big.save(d / "frame_4k.jpg", quality=80)
+    write_video(d / "video_4k.mp4", [np.asarray(big)] * 5, fps=5, audio=voice[: SR])
     rgba = Image.fromarray(face_frame()).convert("RGBA")
     rgba.putalpha(200)
     rgba.save(d / "alpha.png")
@@ -71,7 +72,7 @@ def results(corpus: Path, analyzer: Analyzer) -> dict:
 
 
 BOTH = ["hevc.mp4", "phone_portrait.mp4", "vfr.mp4", "clip.webm", "clip.mkv", "clip.mov", "two_faces.mp4",
-        "face_leaves.mp4"]
+        "face_leaves.mp4", "video_4k.mp4"]
 VOICE_ONLY = ["voice_8k.wav", "stereo_44k.wav", "clipped.wav", "voice.mp3", "voice.m4a", "voice.ogg"]
 FACE_ONLY = ["frame_4k.jpg", "alpha.png", "grey.jpg"]
 
