@@ -79,7 +79,8 @@ def timeline_rows(res: AnalysisResult) -> list[dict]:
 def cmd_train(args: argparse.Namespace) -> int:
     from importlib import import_module
 
-    module = import_module(".evaluate_fusion" if args.what == "fusion" else f".train_{args.what}", __package__)
+    name = {"fusion": ".evaluate_fusion", "baseline": ".baseline"}.get(args.what, f".train_{args.what}")
+    module = import_module(name, __package__)
     return module.evaluate(args) if args.evaluate_only else module.main(args)
 
 
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("train", "evaluate"):
         t = sub.add_parser(name, help=f"{name} a model (see the model card)")
-        t.add_argument("what", choices=["voice", "face"] if name == "train" else ["voice", "face", "fusion"])
+        t.add_argument("what", choices=["voice", "face"] if name == "train" else ["voice", "face", "fusion", "baseline"])
         t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face); "
                        "for 'evaluate voice', 'oof' summarises the committed out-of-fold predictions")
         t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")
