@@ -24,9 +24,9 @@ import torch
 from .constants import EMOTIONS, SAMPLE_RATE
 from .datasets import ACTOR_FOLDS, find_ravdess, fold_of
 from .features import log_mel, voice_windows
+from .registry import REPORTS_DIR
 
 log = logging.getLogger(__name__)
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
 BASELINE_EMOTIONS = ("neutral", "calm")
 
 
@@ -82,7 +82,7 @@ def evaluate(args: argparse.Namespace) -> int:
                        "clips only; accuracy on that actor's other clips (8-way classifier)")
     res["features"] = "frozen Whisper tiny.en, mean+std of 5 hidden states; standardised logistic regression C=0.1"
     res["n_scored"] = int((~np.isin(labels, [0, 1])).sum())
-    oof = REPORTS / "voice_oof.csv"
+    oof = REPORTS_DIR / "voice_oof.csv"
     if oof.exists():
         import pandas as pd
 
@@ -91,7 +91,7 @@ def evaluate(args: argparse.Namespace) -> int:
         res["shipped_recipe_same_clips"] = float((df["true"] == df["pred"]).mean())
     res["command"] = "python -m emotion_core evaluate baseline --data RAVDESS_SPEECH_DIR"
     if not args.quick:
-        (Path(args.reports or REPORTS) / "voice_baseline.json").write_text(json.dumps(res, indent=2))
+        (Path(args.reports or REPORTS_DIR) / "voice_baseline.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
     return 0
 

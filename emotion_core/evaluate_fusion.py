@@ -18,8 +18,7 @@ import pandas as pd
 
 from .constants import EMOTIONS
 from .fusion import FACE_FULL_FRAMES, VOICE_FULL_SECONDS, fuse
-
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
+from .registry import REPORTS_DIR
 
 
 def pseudo_paired(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int = 0) -> dict:
@@ -55,9 +54,9 @@ def pseudo_paired(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int 
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    res = pseudo_paired(REPORTS / "voice_oof.csv", REPORTS / "face_private.csv", seed=args.seed)
+    res = pseudo_paired(REPORTS_DIR / "voice_oof.csv", REPORTS_DIR / "face_private.csv", seed=args.seed)
     if not args.quick:
-        (Path(args.reports or REPORTS) / "fusion_pseudo_paired.json").write_text(json.dumps(res, indent=2))
+        (Path(args.reports or REPORTS_DIR) / "fusion_pseudo_paired.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
     return 0
 

@@ -65,10 +65,14 @@ def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[t
     return out
 
 
-def pool_voice(windows: list[VoiceWindow]) -> np.ndarray:
-    """Clip-level voice probabilities: windows weighted by how much of them is voiced."""
+def pool_voice(windows: list[VoiceWindow], temperature: float | None = None) -> np.ndarray:
+    """Clip-level voice probabilities: windows weighted by how much of them is voiced.
+
+    With ``temperature`` the window probabilities are recomputed from their logits (calibration).
+    """
     w = np.array([vw.activity for vw in windows])
-    p = np.stack([vw.probs for vw in windows])
+    p = np.stack([vw.probs if temperature is None else softmax_t(torch.from_numpy(vw.logits), temperature)
+                  for vw in windows])
     return (w[:, None] * p).sum(0) / w.sum()
 
 

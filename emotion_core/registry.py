@@ -24,6 +24,8 @@ from .models import MODEL_CLASSES, config_dict
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+"""Committed evaluation outputs (out-of-fold and test-split predictions, tables) the app reads."""
 MANIFEST = "MANIFEST.json"
 FILES = {"voice": "voice.pt", "face": "face.pt"}
 

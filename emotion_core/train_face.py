@@ -29,10 +29,9 @@ from .datasets import FerSplit, load_fer, stratified_holdout
 from .evaluation import fit_temperature, nll, summarize
 from .inference import predict_faces
 from .models import FaceConfig, FaceNet
-from .registry import FILES, WEIGHTS_DIR, LoadedModel, save_checkpoint
+from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, save_checkpoint
 
 log = logging.getLogger(__name__)
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
 _FACE_IDX = [EMOTIONS.index(e) for e in FACE_EMOTIONS]
 
 
@@ -171,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
         cfg.epochs = args.epochs
     if args.quick:
         cfg.batch_size = 16
-    reports = Path(args.reports or REPORTS)
+    reports = Path(args.reports or REPORTS_DIR)
     weights = Path(args.weights or WEIGHTS_DIR)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +289,6 @@ def evaluate(args: argparse.Namespace) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "face_evaluate.json").write_text(json.dumps(res, indent=2))
     if not args.quick:
-        (Path(args.reports or REPORTS) / "face_crop_study.json").write_text(json.dumps(res["crop_study"], indent=2))
+        (Path(args.reports or REPORTS_DIR) / "face_crop_study.json").write_text(json.dumps(res["crop_study"], indent=2))
     print(json.dumps({"private_accuracy": res["private"]["accuracy"], "crop_study": res["crop_study"]}, indent=2))
     return 0

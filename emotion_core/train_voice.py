@@ -31,13 +31,12 @@ from .constants import EMOTIONS, HOP_LENGTH, SAMPLE_RATE, VOICE_WINDOW_S
 from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of
 from .evaluation import fit_temperature, nll, summarize
 from .features import log_mel_torch
-from .inference import VoiceWindow, predict_voice_windows
+from .inference import VoiceWindow, pool_voice, predict_voice_windows
 from .models import VoiceConfig, VoiceNet
-from .registry import FILES, WEIGHTS_DIR, LoadedModel, save_checkpoint
+from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, save_checkpoint
 from .whisper import WhisperEncoder
 
 log = logging.getLogger(__name__)
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
 
 
 @dataclass
@@ -203,12 +202,6 @@ def predict_items(net: nn.Module, items: list[RavdessItem], waves: list[list[np.
             for i in idx]
 
 
-def pooled_probs(windows: list[VoiceWindow], temperature: float = 1.0) -> np.ndarray:
-    w = np.array([vw.activity for vw in windows])
-    p = np.stack([torch.softmax(torch.from_numpy(vw.logits) / temperature, 0).numpy() for vw in windows])
-    return (w[:, None] * p).sum(0) / w.sum()
-
-
 # --- frozen probe (ablation) ------------------------------------------------------------------
 @torch.no_grad()
 def probe_features(waves: list[list[np.ndarray]], speed_index: int, device: torch.device, whisper: str | None
@@ -250,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
         cfg.batch_size = 4
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    reports = Path(getattr(args, "reports", None) or REPORTS)
+    reports = Path(getattr(args, "reports", None) or REPORTS_DIR)
     weights = Path(args.weights or WEIGHTS_DIR)
 
     items = [it for it in find_ravdess(args.data) if fold_of(it.actor) is not None]
@@ -276,7 +269,7 @@ def main(args: argparse.Namespace) -> int:
         net = train_net(pretrained_voice_net(args.whisper, **model_over), waves, labels, tr, cfg, device, f"fold {f}")
         preds = predict_items(net, items, waves, te, speed1)
         oof_windows.update(zip(te.tolist(), preds, strict=True))
-        acc = float((np.stack([pooled_probs(w) for w in preds]).argmax(1) == labels[te]).mean())
+        acc = float((np.stack([pool_voice(w) for w in preds]).argmax(1) == labels[te]).mean())
         fold_acc.append(acc)
         log.info("fold %d (actors %s): accuracy %.3f", f, ACTOR_FOLDS[f], acc)
         del net
@@ -285,9 +278,9 @@ def main(args: argparse.Namespace) -> int:
     if oof_windows:
         idx = np.array(sorted(oof_windows))
         y = labels[idx]
-        temperature = fit_temperature(lambda t: nll(y, np.stack([pooled_probs(oof_windows[i], t) for i in idx])))
-        raw = np.stack([pooled_probs(oof_windows[i]) for i in idx])
-        cal = np.stack([pooled_probs(oof_windows[i], temperature) for i in idx])
+        temperature = fit_temperature(lambda t: nll(y, np.stack([pool_voice(oof_windows[i], t) for i in idx])))
+        raw = np.stack([pool_voice(oof_windows[i]) for i in idx])
+        cal = np.stack([pool_voice(oof_windows[i], temperature) for i in idx])
         summary = summarize(y, cal, EMOTIONS)
         summary["ece_before_calibration"] = summarize(y, raw, EMOTIONS)["ece"]
         summary["fold_accuracy"] = fold_acc
@@ -333,7 +326,7 @@ def main(args: argparse.Namespace) -> int:
             torch.manual_seed(args.seed)
             net = train_net(MelCNN(), waves, labels, tr, cnn_cfg, device, f"cnn fold {f}")
             for i, ws in zip(te, predict_items(net, items, waves, te, speed1), strict=True):
-                cnn_pred[i] = pooled_probs(ws)
+                cnn_pred[i] = pool_voice(ws)
         m = np.isin(folds, run_folds)
         accs = [float((cnn_pred[folds == f].argmax(1) == labels[folds == f]).mean()) for f in run_folds]
         results["ablation_cnn"] = {"fold_accuracy": accs, "mean_accuracy": float(np.mean(accs)),
@@ -374,12 +367,12 @@ def evaluate(args: argparse.Namespace) -> int:
     from .registry import load_model
 
     if args.data == "oof":
-        res = summarize_oof(REPORTS / "voice_oof.csv")
+        res = summarize_oof(REPORTS_DIR / "voice_oof.csv")
     else:
         items = find_ravdess(args.data)
         lm = load_model("voice", args.weights)
         waves = load_waveforms(items, (1.0,))
-        probs = np.stack([pooled_probs(w, lm.temperature)
+        probs = np.stack([pool_voice(w, lm.temperature)
                           for w in predict_items(lm.model, items, waves, np.arange(len(items)), 0)])
         y = np.array([it.emotion for it in items])
         res = summarize(y, probs, EMOTIONS)

@@ -22,7 +22,6 @@ from emotion_core.constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
 from emotion_core.explain import BAND_EDGES, BAND_NAMES, VoiceExplanation, explain_voice, face_cams, overlay
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORTS = ROOT / "reports"
 DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
 LIMITS_TEXT = (f"Files up to {MAX_FILE_MB:.0f} MB and {MAX_DURATION_S / 60:.0f} minutes; frames are "
                "downscaled to 640 pixels before face detection.")

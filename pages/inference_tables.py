@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages.common import REPORTS
+from emotion_core.registry import REPORTS_DIR
 
 st.title("Inference tables")
 st.caption("Data-driven versions of the hand-written tables of the original work: averaged explanations of "
@@ -21,7 +21,7 @@ for fname, title, reading in (
      "Each row sums to 100%. Bands group the 80 mel bins; low bands carry pitch, higher ones timbre and breath."),
 ):
     st.subheader(title)
-    path = REPORTS / fname
+    path = REPORTS_DIR / fname
     if not path.exists():
         st.info(f"Not computed yet for this installation (reports/{fname}); "
                 "`python -m emotion_core tables --data DIR` computes it.")

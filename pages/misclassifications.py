@@ -10,7 +10,8 @@ import streamlit as st
 from emotion_core.constants import EMOTIONS
 from emotion_core.evaluation import summarize
 from emotion_core.explain import explain_voice, face_cams, overlay
-from pages.common import DATA_DIR, REPORTS, get_analyzer, lime_figure, progress_columns
+from emotion_core.registry import REPORTS_DIR
+from pages.common import DATA_DIR, get_analyzer, lime_figure, progress_columns
 
 SOURCES = {
     "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_oof.csv", "ravdess-speech-16k"),
@@ -38,7 +39,7 @@ def voice_error_lime(path: str, target: str):
 
 @st.cache_data
 def load(name: str) -> pd.DataFrame:
-    df = pd.read_csv(REPORTS / name)
+    df = pd.read_csv(REPORTS_DIR / name)
     df["true"] = df["true"].replace({"fear": "fearful", "surprise": "surprised"})
     df["confidence"] = df[list(EMOTIONS)].max(axis=1)
     return df
@@ -47,7 +48,7 @@ def load(name: str) -> pd.DataFrame:
 st.title("Explore misclassifications")
 choice = st.radio("Evaluation set", list(SOURCES), horizontal=True)
 fname, data_sub = SOURCES[choice]
-if not (REPORTS / fname).exists():
+if not (REPORTS_DIR / fname).exists():
     st.error(f"The evaluation file reports/{fname} is missing from this installation.")
     st.stop()
 df = load(fname)
