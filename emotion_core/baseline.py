@@ -6,7 +6,8 @@ neutral and calm clips, and accuracy is reported on the actor's other clips (hap
 with and without the baseline. Features: the frozen, pretrained Whisper tiny.en encoder (mean and
 standard deviation over time of all 5 hidden states, averaged over the clip's voiced 4 s windows);
 classifier: standardisation + logistic regression. With the baseline, every clip's features have
-its speaker's baseline mean subtracted (training actors: their own neutral and calm clips).
+its speaker's baseline mean subtracted (training actors: their own neutral and calm clips), either
+alone ("baseline") or next to the raw features ("baseline_concat").
 
     python -m emotion_core evaluate baseline --data RAVDESS_SPEECH_DIR
 """
@@ -61,11 +62,13 @@ def evaluate_protocol(feats: np.ndarray, labels: np.ndarray, actors: np.ndarray,
     centred = feats.copy()
     for a in np.unique(actors):
         centred[actors == a] -= feats[(actors == a) & is_base].mean(0)
+    variants = {"plain": feats, "baseline": centred,  # features minus the speaker's baseline mean
+                "baseline_concat": np.hstack([feats, centred])}  # raw and baseline-relative side by side
     folds = np.array([fold_of(int(a)) for a in actors])
-    res: dict = {"plain": [], "baseline": []}
+    res: dict = {k: [] for k in variants}
     for f in range(len(ACTOR_FOLDS)):
         tr, te = folds != f, (folds == f) & ~is_base
-        for name, x in (("plain", feats), ("baseline", centred)):
+        for name, x in variants.items():
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=3000))
             clf.fit(x[tr], labels[tr])
             res[name].append(float((clf.predict(x[te]) == labels[te]).mean()))

@@ -19,3 +19,4 @@ def test_baseline_removes_a_speaker_offset_and_never_sees_test_labels() -> None:
     res = evaluate_protocol(np.array(feats), np.array(labels), np.array(actors))
     assert len(res["plain"]["fold_accuracy"]) == 5
     assert res["baseline"]["mean_accuracy"] > 0.9 > res["plain"]["mean_accuracy"]
+    assert res["baseline_concat"]["mean_accuracy"] > 0.9
