@@ -21,7 +21,7 @@ from PIL import Image
 
 from .constants import EMOTIONS, FACE_EMOTIONS, N_MELS, SAMPLE_RATE
 from .features import log_mel
-from .inference import mel_batch
+from .inference import mel_batch, model_lock
 from .registry import LoadedModel
 
 # ---------------------------------------------------------------------------------------------
@@ -51,8 +51,9 @@ def face_cams(model: LoadedModel, faces: np.ndarray, targets: list[str], method:
 
     net = model.model
     x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))[:, None]
-    with _cam_class(method)(model=net, target_layers=[net._blocks[FACE_CAM_LAYER]]) as cam:
-        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(face_class_index(t)) for t in targets])
+    targets_ = [ClassifierOutputTarget(face_class_index(t)) for t in targets]
+    with model_lock(net), _cam_class(method)(model=net, target_layers=[net._blocks[FACE_CAM_LAYER]]) as cam:
+        maps = cam(input_tensor=x, targets=targets_)
     return np.nan_to_num(maps.astype(np.float32))
 
 

@@ -6,6 +6,8 @@ class (FER2013 has none): its calm probability is 0 and fusion leaves calm to th
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +18,18 @@ from .features import log_mel, voice_windows
 from .registry import LoadedModel
 
 _FACE_IDX = np.array([EMOTIONS.index(e) for e in FACE_EMOTIONS])
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(net: torch.nn.Module) -> threading.RLock:
+    """The lock of one network. Grad-CAM hangs hooks on a shared model: while they are on, another
+    session's forward pass through the same model would feed them its activations, so forward
+    passes of a model that can be explained take its lock (the app serves sessions in threads)."""
+    with _LOCKS_GUARD:
+        if net not in _LOCKS:
+            _LOCKS[net] = threading.RLock()
+        return _LOCKS[net]
 
 
 def face_to_8(p7: np.ndarray) -> np.ndarray:
@@ -86,9 +100,10 @@ def predict_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = 32, f
     device = next(model.model.parameters()).device
     for i in range(0, len(faces), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(faces[i: i + batch_size], dtype=np.float32))[:, None].to(device)
-        logits = model.model(x)
-        if flip_tta:
-            logits = (logits + model.model(torch.flip(x, dims=[-1]))) / 2
+        with model_lock(model.model):
+            logits = model.model(x)
+            if flip_tta:
+                logits = (logits + model.model(torch.flip(x, dims=[-1]))) / 2
         out.append(softmax_t(logits, model.temperature))
     return face_to_8(np.concatenate(out)) if out else np.zeros((0, len(EMOTIONS)))
 

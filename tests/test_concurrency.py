@@ -34,6 +34,7 @@ def test_four_sessions_at_once(media_dir: Path, tmp_path: Path, analyzer) -> Non
             at.file_uploader(key="upload").set_value((f.name, f.read_bytes(), "application/octet-stream"))
             at.run()
             assert not at.exception, [e.value for e in at.exception]
+            assert at.metric and at.dataframe, (f.name, [e.value for e in at.error], [w.value for w in at.warning])
             table = at.dataframe[0].value
             results[f.name] = (at.metric[0].value, table["Fusion"].to_numpy(), table["Face"].to_numpy(),
                                table["Voice"].to_numpy())

@@ -116,3 +116,34 @@ def test_explain_command(media_dir: Path, tmp_path: Path) -> None:
         assert (tmp_path / f["overlay"]).stat().st_size > 1000
     for panel in doc["voice"]["panels"]:
         assert (tmp_path / panel["png"]).exists() and set(panel["faithfulness"]) == {"drop_important", "drop_random"}
+
+
+def test_concurrent_cams_and_inference_do_not_mix(faces: np.ndarray) -> None:
+    """Grad-CAM hooks on the shared model must not see other threads' forward passes."""
+    import threading
+
+    from emotion_core.inference import predict_faces
+
+    lm = load_model("face")
+    ref = face_cams(lm, faces, ["happy"] * len(faces))
+    out, errors = [], []
+
+    def cams() -> None:
+        try:
+            for _ in range(5):
+                out.append(face_cams(lm, faces, ["happy"] * len(faces)))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    def infer() -> None:
+        for _ in range(20):
+            predict_faces(lm, faces)
+
+    threads = [threading.Thread(target=cams) for _ in range(2)] + [threading.Thread(target=infer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(out) == 10
+    for m in out:
+        np.testing.assert_allclose(m, ref, atol=1e-5)
