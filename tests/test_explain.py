@@ -132,7 +132,7 @@ def test_concurrent_cams_and_inference_do_not_mix(faces: np.ndarray) -> None:
         try:
             for _ in range(5):
                 out.append(face_cams(lm, faces, ["happy"] * len(faces)))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             errors.append(e)
 
     def infer() -> None:
