@@ -21,7 +21,7 @@ from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import fuse
 from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
-from .media import Limits, MediaInfo, iter_frames, load_audio, load_image, probe
+from .media import Frame, Limits, MediaInfo, iter_frames, load_audio, load_image, probe
 from .registry import Models, load_models
 
 log = logging.getLogger(__name__)
@@ -267,8 +267,6 @@ class Analyzer:
                                       1.0, 1, crop, face_input_from_crop(crop))
                 observations = [(0.0, obs)]
             else:
-                from .media import Frame
-
                 observations = [(0.0, o) for _, o in self.detector.track([Frame(0.0, img)])]
             res.face = self.face_branch(observations, res.warnings)
             audio = None

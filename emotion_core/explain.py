@@ -179,12 +179,6 @@ def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end
 # ---------------------------------------------------------------------------------------------
 # Faithfulness
 # ---------------------------------------------------------------------------------------------
-def _face_prob(model: LoadedModel, faces: np.ndarray, target: str) -> np.ndarray:
-    from .inference import predict_faces
-
-    return predict_faces(model, faces, flip_tta=False)[:, EMOTIONS.index(target)]
-
-
 def face_deletion(model: LoadedModel, faces: np.ndarray, cams: np.ndarray, targets: list[str],
                   fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Drop in the target's probability when the ``fraction`` most-attended pixels are replaced by
@@ -207,10 +201,15 @@ def face_deletion(model: LoadedModel, faces: np.ndarray, cams: np.ndarray, targe
         np.put_along_axis(out, idx, np.take_along_axis(blurred.reshape(n, -1), idx, 1), 1)
         return out.reshape(faces.shape)
 
-    base = np.array([_face_prob(model, f[None], t)[0] for f, t in zip(faces, targets, strict=True)])
-    imp = np.array([_face_prob(model, f[None], t)[0] for f, t in zip(delete(top), targets, strict=True)])
-    ran = np.array([_face_prob(model, f[None], t)[0] for f, t in zip(delete(rnd), targets, strict=True)])
-    return base - imp, base - ran
+    from .inference import predict_faces
+
+    cols = np.array([EMOTIONS.index(t) for t in targets])
+
+    def target_prob(x: np.ndarray) -> np.ndarray:
+        return predict_faces(model, x, flip_tta=False)[np.arange(n), cols]
+
+    base = target_prob(faces)
+    return base - target_prob(delete(top)), base - target_prob(delete(rnd))
 
 
 def voice_deletion(model: LoadedModel, ex: VoiceExplanation, emotion: str, k: int = 5, seed: int = 0

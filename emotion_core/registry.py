@@ -30,6 +30,13 @@ MANIFEST = "MANIFEST.json"
 FILES = {"voice": "voice.pt", "face": "face.pt"}
 
 
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> the GPU when there is one, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -29,7 +29,7 @@ from .datasets import FerSplit, load_fer, stratified_holdout
 from .evaluation import fit_temperature, nll, summarize
 from .inference import predict_faces
 from .models import FaceConfig, FaceNet
-from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, save_checkpoint
+from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 _FACE_IDX = [EMOTIONS.index(e) for e in FACE_EMOTIONS]
@@ -163,8 +163,7 @@ def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, 
 
 def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     cfg = FaceTrainConfig(seed=args.seed)
     if args.epochs:
         cfg.epochs = args.epochs
@@ -241,7 +240,6 @@ def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ..
     from PIL import Image
 
     from .faces import FaceDetector, crop_face, face_input_from_crop
-    from .registry import load_model
 
     data = load_fer(root, split)
     idx = np.arange(len(data.files))[:limit]
@@ -278,7 +276,6 @@ def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ..
 
 def evaluate(args: argparse.Namespace) -> int:
     """Score the shipped face model on PrivateTest and run the crop study on PublicTest."""
-    from .registry import load_model
 
     lm = load_model("face", args.weights)
     private = load_fer(args.data, "private")

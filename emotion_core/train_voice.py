@@ -33,7 +33,7 @@ from .evaluation import fit_temperature, nll, summarize
 from .features import log_mel_torch
 from .inference import VoiceWindow, pool_voice, predict_voice_windows
 from .models import VoiceConfig, VoiceNet
-from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, save_checkpoint
+from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
 from .whisper import WhisperEncoder
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,7 @@ def run_probe(feats: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> list[
 def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = resolve_device(args.device)
     train_over, model_over = parse_overrides(getattr(args, "set", None), VoiceTrainConfig, VoiceConfig)
     cfg = VoiceTrainConfig(**{"seed": args.seed, **train_over})
     if args.epochs:
@@ -364,7 +363,6 @@ def evaluate(args: argparse.Namespace) -> int:
     """Score the shipped voice model on every RAVDESS-named clip under --data (e.g. unseen
     actors 21-24), through the same windowed path as ``analyze``; or, with --data oof,
     summarise the committed out-of-fold predictions."""
-    from .registry import load_model
 
     if args.data == "oof":
         res = summarize_oof(REPORTS_DIR / "voice_oof.csv")
