@@ -22,13 +22,26 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+def make_long_video(folder: Path, seconds: float, name: str = "long.mp4", seed: int = 2) -> Path:
+    """A 640x360 talking-face video with voice: a generated 10 s clip looped (stream copy)."""
+    import imageio_ffmpeg
+    from conftest import face_frame, voiced_signal, write_video
+
+    base = write_video(folder / f"base{seed}.mp4", [face_frame(shift=(i % 10) * 3) for i in range(100)], 10,
+                       voiced_signal(10.0, seed=seed))
+    video = folder / name
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", str(max(0, round(seconds / 10) - 1)),
+                    "-i", str(base), "-c", "copy", str(video)], check=True)
+    base.unlink()
+    return video
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("video", nargs="?")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    import imageio_ffmpeg
     import torch
 
     torch.set_num_threads(args.threads)
@@ -37,14 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as d:
         video = Path(args.video) if args.video else None
         if video is None:
-            from conftest import face_frame, voiced_signal, write_video
-
-            base = write_video(Path(d) / "base.mp4", [face_frame(shift=(i % 10) * 3) for i in range(100)], 10,
-                               voiced_signal(10.0, seed=2))
-            video = Path(d) / "long.mp4"
-            loops = int(args.minutes * 6) - 1
-            subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", str(loops), "-i",
-                            str(base), "-c", "copy", str(video)], check=True)
+            video = make_long_video(Path(d), args.minutes * 60)
         a = Analyzer()
         rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t = time.perf_counter()

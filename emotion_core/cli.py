@@ -1,4 +1,4 @@
-"""Command line: ``python -m emotion_core {analyze,train,evaluate} ...`` (also ``emotion-core``)."""
+"""Command line: ``python -m emotion_core {analyze,explain,tables,batch,train,evaluate} ...`` (also ``emotion-core``)."""
 
 from __future__ import annotations
 
@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--reports", default=None)
     tb.add_argument("--quick", action="store_true")
     tb.set_defaults(func=cmd_tables)
+
+    from .batch import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
 
     for name in ("train", "evaluate"):
         t = sub.add_parser(name, help=f"{name} a model (see the model card)")
