@@ -19,9 +19,10 @@ from .constants import EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBF
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
-from .fusion import fuse
+from .fusion import VOICE_PRIOR, fuse
 from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
 from .media import Frame, Limits, MediaInfo, iter_frames, load_audio, load_image, probe
+from .probe import VoiceBaseline, voice_baseline
 from .registry import Models, load_models
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class AnalysisResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     untrained: bool = False
+    baseline: VoiceBaseline | None = None
     audio: np.ndarray | None = None  # kept in memory only, for explanations; never serialised
 
     @property
@@ -132,6 +134,8 @@ class AnalysisResult:
         }
         if self.untrained:
             d["untrained"] = True
+        if self.baseline is not None:  # absent on the plain path, so its output is unchanged
+            d["baseline"] = self.baseline.to_dict()
         return d
 
 
@@ -145,7 +149,8 @@ class Analyzer:
 
     # -- branches --------------------------------------------------------------------------
     def voice_branch(self, audio: np.ndarray | None, warnings: list[str], kind: str,
-                     grid: list[tuple[float, float]] | None = None) -> VoiceBranch | None:
+                     grid: list[tuple[float, float]] | None = None, baseline: VoiceBaseline | None = None
+                     ) -> VoiceBranch | None:
         if audio is None:
             warnings.append("voice: the file has no audio track." if kind == "video" else
                             "voice: a still image has no voice.")
@@ -160,7 +165,8 @@ class Analyzer:
         if not windows:
             warnings.append("voice: no stretch of at least half a second of voice was found.")
             return None
-        vws = predict_voice_windows(self.models.voice, audio, windows)
+        vws = predict_voice_windows(self.models.voice, audio, windows,
+                                    baseline=None if baseline is None else baseline.features)
         voiced = float(sum((w.end - w.start) * w.activity for w in vws))
         return VoiceBranch(pool_voice(vws), vws, voiced)
 
@@ -202,15 +208,35 @@ class Analyzer:
             warnings.append("face: more than one face is in view; the largest, followed through the clip, is analysed.")
         return FaceBranch(pool_faces(probs, np.array([o.prob for o in seen])), frames, sampled)
 
+    # -- personal baseline -------------------------------------------------------------------
+    def load_baseline(self, paths: str | Path | list[str | Path], display_names: list[str] | None = None
+                      ) -> VoiceBaseline:
+        """A person's voice baseline from one or more recordings of them (audio, or a video's audio).
+
+        Raises MediaError with a human message when a file cannot serve as a baseline."""
+        paths = [paths] if isinstance(paths, str | Path) else list(paths)
+        parts = []
+        for k, path in enumerate(paths):
+            info = probe(Path(path), self.limits)
+            audio = load_audio(info) if info.kind != "image" else None
+            parts.append(voice_baseline(self.models.voice.model, audio,
+                                        display_names[k] if display_names else Path(path).name, check=False))
+        return VoiceBaseline.combine(parts).checked()
+
     # -- whole inputs ----------------------------------------------------------------------
     def analyze(self, path: str | Path, crop_is_face: bool = False, keep_audio: bool = False,
-                display_name: str | None = None, progress: Callable[[float], None] | None = None) -> AnalysisResult:
+                display_name: str | None = None, progress: Callable[[float], None] | None = None,
+                baseline: VoiceBaseline | None = None, baseline_span: tuple[float, float] | None = None
+                ) -> AnalysisResult:
         """Analyse one file; never raises for bad input (the result's ``error`` says why).
 
         ``progress`` is called with the fraction of the video's frames processed so far.
+        ``baseline`` (from ``load_baseline``) or ``baseline_span`` (start and end, in seconds, of a
+        stretch of this recording that shows the person's usual way of speaking) make the voice
+        branch read each window relative to that person; without them the plain path runs.
         """
         path = Path(path)
-        res = AnalysisResult(file=display_name or str(path), untrained=self.models.untrained)
+        res = AnalysisResult(file=display_name or str(path), untrained=self.models.untrained, baseline=baseline)
         if res.untrained:
             res.warnings.append("UNTRAINED MODEL: no trained weights are installed; these numbers are not predictions.")
         try:
@@ -218,7 +244,7 @@ class Analyzer:
             res.kind, res.duration = info.kind, info.duration
             with _warnings.catch_warnings():
                 _warnings.simplefilter("ignore")
-                self._run(info, res, crop_is_face, keep_audio, progress)
+                self._run(info, res, crop_is_face, keep_audio, progress, baseline_span)
         except MediaError as e:
             res.error = str(e)
         except MemoryError:
@@ -232,8 +258,8 @@ class Analyzer:
         return res
 
     @staticmethod
-    def timeline(grid: list[tuple[float, float]], face: FaceBranch | None, voice: VoiceBranch | None
-                 ) -> list[TimelineWindow]:
+    def timeline(grid: list[tuple[float, float]], face: FaceBranch | None, voice: VoiceBranch | None,
+                 voice_prior: float = VOICE_PRIOR) -> list[TimelineWindow]:
         """Fuse face frames and voice windows moment by moment over the overlapping window grid."""
         by_start = {round(w.start, 3): w for w in voice.windows} if voice else {}
         out = []
@@ -252,13 +278,13 @@ class Analyzer:
                 out.append(TimelineWindow(s, e, None, None, 0, None, None, notes))
                 continue
             fused = fuse(fp, None if vw is None else vw.probs, len(frames),
-                         0.0 if vw is None else (vw.end - vw.start) * vw.activity)
+                         0.0 if vw is None else (vw.end - vw.start) * vw.activity, voice_prior)
             out.append(TimelineWindow(s, e, fused.probs, fp, len(frames), None if vw is None else vw.probs,
                                       fused.agreement, notes))
         return out
 
     def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool,
-             progress: Callable[[float], None] | None = None) -> None:
+             progress: Callable[[float], None] | None = None, span: tuple[float, float] | None = None) -> None:
         if info.kind == "image":
             img = load_image(info)
             if crop_is_face:
@@ -279,10 +305,19 @@ class Analyzer:
                     raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
             elif audio is None:
                 raise MediaError(f"{info.path.name}: the audio could not be decoded.")
+        if span is not None:
+            s, e = span
+            if audio is None or not 0 <= s < e:
+                raise MediaError(f"baseline: the stretch {s:g}-{e:g} s cannot serve; it needs the recording's audio "
+                                 "and an end after its start.")
+            res.baseline = voice_baseline(self.models.voice.model, audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)],
+                                          f"{Path(res.file).name} {s:g}-{e:g} s")
         grid = window_grid(float(info.duration or 0.0)) if info.kind != "image" else None
-        res.voice = self.voice_branch(audio, res.warnings, info.kind, grid)
+        if res.baseline is not None and res.baseline.warning:
+            res.warnings.append(res.baseline.warning)
+        res.voice = self.voice_branch(audio, res.warnings, info.kind, grid, res.baseline)
         if grid:
-            res.timeline = self.timeline(grid, res.face, res.voice)
+            res.timeline = self.timeline(grid, res.face, res.voice, self.models.fusion.voice_prior)
         if keep_audio:
             res.audio = audio
         if res.face is None and res.voice is None:
@@ -290,6 +325,6 @@ class Analyzer:
             return
         fused = fuse(None if res.face is None else res.face.probs, None if res.voice is None else res.voice.probs,
                      0 if res.face is None else res.face.frames_used,
-                     0.0 if res.voice is None else res.voice.voiced_seconds)
+                     0.0 if res.voice is None else res.voice.voiced_seconds, self.models.fusion.voice_prior)
         res.probs, res.agreement = fused.probs, fused.agreement
         res.weights = {"face": fused.face_weight, "voice": fused.voice_weight}

@@ -1,4 +1,7 @@
-"""Command line: ``python -m emotion_core {analyze,explain,tables,batch,train,evaluate} ...`` (also ``emotion-core``)."""
+"""Command line: ``python -m emotion_core {analyze,explain,tables,batch,ravdess-av,train,evaluate} ...``.
+
+Also installed as ``emotion-core``.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +35,20 @@ def expand_inputs(paths: list[str]) -> list[Path]:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import Analyzer
+    from .errors import MediaError
     from .media import Limits
 
     inputs = expand_inputs(args.paths)
     analyzer = Analyzer(limits=Limits(max_file_mb=args.max_mb, max_duration_s=args.max_duration))
+    baseline = span = None
+    try:
+        if args.baseline:
+            baseline = analyzer.load_baseline(args.baseline)
+        if args.baseline_span:
+            span = parse_span(args.baseline_span)
+    except (MediaError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     status = 0
     rows: list[dict] = []
     from tqdm import tqdm
@@ -43,7 +56,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for path in inputs:
         with tqdm(total=100, desc=path.name, unit="%", leave=False, file=sys.stderr,
                   disable=not sys.stderr.isatty()) as bar:
-            res = analyzer.analyze(path, crop_is_face=args.crop_is_face,
+            res = analyzer.analyze(path, crop_is_face=args.crop_is_face, baseline=baseline, baseline_span=span,
                                    progress=lambda f, bar=bar: bar.update(int(f * 100) - bar.n))
         rows += timeline_rows(res)
         if res.error:
@@ -60,6 +73,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         pd.DataFrame(rows).to_csv(args.csv, index=False)
     return status
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """'START:END' in seconds (e.g. '0:30') -> (start, end)."""
+    try:
+        start, end = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--baseline-span wants START:END in seconds, e.g. 0:30, not {text!r}") from None
+    if not 0 <= start < end:
+        raise ValueError(f"--baseline-span {text}: the end must come after the start")
+    return start, end
 
 
 def timeline_rows(res: AnalysisResult) -> list[dict]:
@@ -79,7 +103,7 @@ def timeline_rows(res: AnalysisResult) -> list[dict]:
 def cmd_train(args: argparse.Namespace) -> int:
     from importlib import import_module
 
-    name = {"fusion": ".evaluate_fusion", "baseline": ".baseline"}.get(args.what, f".train_{args.what}")
+    name = {"fusion": ".evaluate_fusion", "voice-probe": ".probe"}.get(args.what, f".train_{args.what}")
     module = import_module(name, __package__)
     return module.evaluate(args) if args.evaluate_only else module.main(args)
 
@@ -113,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     a.add_argument("--crop-is-face", action="store_true", help="images are already-cropped faces")
     a.add_argument("--csv", metavar="FILE", help="also write the timelines (one row per window) to this CSV file")
+    a.add_argument("--baseline", metavar="FILE", nargs="+", help="one or more recordings of the same person speaking "
+                   "in their usual way; the voice is then read relative to them")
+    a.add_argument("--baseline-span", metavar="START:END", help="use this stretch of each input (seconds) as the "
+                   "person's baseline instead")
     a.add_argument("--max-mb", type=float, default=MAX_FILE_MB, help="largest file accepted (MB)")
     a.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest recording (s)")
     a.set_defaults(func=cmd_analyze)
@@ -136,12 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     tb.set_defaults(func=cmd_tables)
 
     from .batch import add_parser as add_batch_parser
+    from .ravdess_av import add_parser as add_av_parser
 
     add_batch_parser(sub)
+    add_av_parser(sub)
 
     for name in ("train", "evaluate"):
         t = sub.add_parser(name, help=f"{name} a model (see the model card)")
-        t.add_argument("what", choices=["voice", "face"] if name == "train" else ["voice", "face", "fusion", "baseline"])
+        t.add_argument("what", choices=["voice", "voice-probe", "face"] if name == "train" else ["voice", "face", "fusion"])
         t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face); "
                        "for 'evaluate voice', 'oof' summarises the committed out-of-fold predictions")
         t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")

@@ -1,6 +1,7 @@
 """Pseudo-paired evaluation of the fusion rule, the best that can be done without RAVDESS video.
 
-Each voice prediction (out-of-fold, actors 01-20, reports/voice_oof.csv) is paired with the face
+Each voice prediction of the shipped voice model (out-of-fold, actors 01-20,
+reports/voice_ensemble_oof.csv) is paired with the face
 prediction of a random FER2013 PrivateTest image of the same true class (reports/face_private.csv;
 calm clips get neutral faces, since FER2013 has no calm), many times over. The pairs are not real:
 one person's face and voice are correlated in ways random pairs are not, so this measures the rule's
@@ -54,7 +55,7 @@ def pseudo_paired(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int 
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    res = pseudo_paired(REPORTS_DIR / "voice_oof.csv", REPORTS_DIR / "face_private.csv", seed=args.seed)
+    res = pseudo_paired(REPORTS_DIR / "voice_ensemble_oof.csv", REPORTS_DIR / "face_private.csv", seed=args.seed)
     if not args.quick:
         (Path(args.reports or REPORTS_DIR) / "fusion_pseudo_paired.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

@@ -21,7 +21,7 @@ from PIL import Image
 
 from .constants import EMOTIONS, FACE_EMOTIONS, N_MELS, SAMPLE_RATE
 from .features import log_mel
-from .inference import mel_batch, model_lock
+from .inference import mel_batch, model_lock, voice_logits
 from .registry import LoadedModel
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +116,7 @@ class VoiceExplanation:
     start: float
     end: float
     score: dict[str, float]  # emotion -> R^2 of the local linear model
+    baseline: np.ndarray | None = None  # the personal baseline the model ran with, if any
 
     def heatmap(self, emotion: str) -> np.ndarray:
         """(N_MELS, frames) LIME weight of each time-frequency cell for ``emotion``."""
@@ -132,20 +133,35 @@ class VoiceExplanation:
         return [float(v / (w.sum() or 1)) for v in w]
 
 
-def predict_mels(model: LoadedModel, mels: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """(n, N_MELS, frames) spectrograms -> (n, 8) probabilities, in batches."""
+def fast_cpu_dtype() -> torch.dtype | None:
+    """bfloat16 where the CPU computes it natively (AVX512-BF16 / AMX), else None (stay in float32)."""
+    native = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return torch.bfloat16 if native else None
+
+
+def predict_mels(model: LoadedModel, mels: np.ndarray, batch_size: int = 32, baseline: np.ndarray | None = None,
+                 fast: bool = False) -> np.ndarray:
+    """(n, N_MELS, frames) spectrograms -> (n, 8) probabilities, in batches.
+
+    ``fast`` runs the network in bfloat16 where the CPU supports it natively (about 3x faster on
+    2 cores; probabilities within 0.01 of float32): used for LIME's many perturbed inputs.
+    """
     out = []
-    with torch.inference_mode():
+    dtype = fast_cpu_dtype() if fast else None
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for i in range(0, len(mels), batch_size):
             x, n = mel_batch(list(mels[i: i + batch_size]))
-            out.append(torch.softmax(model.model(x, n) / model.temperature, -1).numpy())
+            logits = voice_logits(model, x, n, baseline).float()
+            out.append(torch.softmax(logits / model.temperature, -1).numpy())
     return np.concatenate(out)
 
 
 def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end: float | None = None,
                   targets: list[str] | None = None, n_samples: int = 1000, seed: int = 0,
-                  batch_size: int = 32) -> VoiceExplanation:
-    """LIME over one voice window of ``audio``; ``targets`` default to the predicted emotion."""
+                  batch_size: int = 32, baseline: np.ndarray | None = None, fast: bool = True) -> VoiceExplanation:
+    """LIME over one voice window of ``audio``; ``targets`` default to the predicted emotion.
+
+    ``baseline``: explain the model as it ran with the person's baseline (see ``probe``)."""
     from lime.lime_base import LimeBase
     from sklearn.metrics import pairwise_distances
 
@@ -159,7 +175,7 @@ def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end
     masks[0] = 1  # the unperturbed input first, as lime does
     probs = np.concatenate([  # perturbed spectrograms are built batch by batch to bound memory
         predict_mels(model, np.where(masks[i: i + batch_size, seg] == 1, mel[None], floor).astype(np.float32),
-                     batch_size)
+                     batch_size, baseline, fast)
         for i in range(0, n_samples, batch_size)])
     distances = pairwise_distances(masks, masks[:1], metric="cosine").ravel()
     base = LimeBase(lambda d: np.sqrt(np.exp(-(d**2) / 0.25**2)), random_state=seed)
@@ -173,7 +189,7 @@ def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end
         for i, v in exp:
             w[i] = v
         weights[emo], scores[emo] = w, float(score)
-    return VoiceExplanation(mel, seg, weights, probs[0], start, end, scores)
+    return VoiceExplanation(mel, seg, weights, probs[0], start, end, scores, baseline)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +239,7 @@ def voice_deletion(model: LoadedModel, ex: VoiceExplanation, emotion: str, k: in
 
     def prob_without(segs: np.ndarray) -> float:
         mel = np.where(np.isin(ex.segments, segs), floor, ex.mel).astype(np.float32)
-        return float(predict_mels(model, mel[None])[0, j])
+        return float(predict_mels(model, mel[None], baseline=ex.baseline, fast=True)[0, j])
 
     base = float(ex.probs[j])
     important = base - prob_without(np.argsort(-ex.weights[emotion])[:k])

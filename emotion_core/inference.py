@@ -53,6 +53,16 @@ def mel_batch(mels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.tensor([m.shape[1] for m in mels])
 
 
+def voice_logits(model: LoadedModel, mel: torch.Tensor, n_frames: torch.Tensor | None = None,
+                 baseline: np.ndarray | None = None) -> torch.Tensor:
+    """The voice model's logits, relative to a personal baseline when one is given."""
+    if baseline is None:
+        return model.model(mel, n_frames)
+    if not getattr(model.model, "accepts_baseline", False):
+        raise ValueError("this voice model has no baseline head (weights/voice_probe.pt is missing)")
+    return model.model(mel, n_frames, baseline=torch.as_tensor(baseline, dtype=torch.float32, device=mel.device))
+
+
 @dataclass
 class VoiceWindow:
     start: float
@@ -64,8 +74,12 @@ class VoiceWindow:
 
 @torch.inference_mode()
 def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float, float, float]]
-                          | None = None, batch_size: int = 16) -> list[VoiceWindow]:
-    """Voice probabilities for each voiced window of ``audio`` (16 kHz mono)."""
+                          | None = None, batch_size: int = 16, baseline: np.ndarray | None = None
+                          ) -> list[VoiceWindow]:
+    """Voice probabilities for each voiced window of ``audio`` (16 kHz mono).
+
+    ``baseline``: the person's baseline features (``probe.voice_baseline``), or None for the plain path.
+    """
     windows = voice_windows(audio) if windows is None else windows
     out: list[VoiceWindow] = []
     for i in range(0, len(windows), batch_size):
@@ -73,7 +87,7 @@ def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[t
         mels = [log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]) for s, e, _ in chunk]
         x, n = mel_batch(mels)
         device = next(model.model.parameters()).device
-        logits = model.model(x.to(device), n.to(device)).float()
+        logits = voice_logits(model, x.to(device), n.to(device), baseline).float()
         probs = softmax_t(logits, model.temperature)
         out += [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(chunk, probs, logits.cpu().numpy(), strict=True)]
     return out

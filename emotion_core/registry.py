@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .fusion import FusionConfig
 from .models import MODEL_CLASSES, config_dict
+from .probe import ProbeConfig, VoiceEnsemble, VoiceProbe
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 """Committed evaluation outputs (out-of-fold and test-split predictions, tables) the app reads."""
 MANIFEST = "MANIFEST.json"
-FILES = {"voice": "voice.pt", "face": "face.pt"}
+FILES = {"voice": "voice.pt", "face": "face.pt", "voice_probe": "voice_probe.pt"}
+CLASSES = MODEL_CLASSES | {"voice_probe": (VoiceProbe, ProbeConfig)}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,11 +49,15 @@ def sha256(path: str | Path) -> str:
 
 
 def save_checkpoint(path: str | Path, kind: str, model: nn.Module, meta: dict[str, Any] | None = None,
-                    *, update_manifest: bool = True) -> str:
-    """Write a checkpoint and (by default) record its hash in the folder's MANIFEST.json."""
+                    *, update_manifest: bool = True, keep_fp32: tuple[str, ...] = ()) -> str:
+    """Write a checkpoint and (by default) record its hash in the folder's MANIFEST.json.
+
+    Weights are stored in float16 except those whose names start with a prefix in ``keep_fp32``
+    (small heads whose standardisation would lose precision)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    state = {k: (v.half() if v.is_floating_point() and not k.startswith(keep_fp32) else v)
+             for k, v in model.state_dict().items()}
     torch.save({"kind": kind, "config": config_dict(model.cfg), "state_dict": state,
                 "meta": meta or {}}, path)
     digest = sha256(path)
@@ -73,7 +80,7 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
         if sha256(path) != expected:
             raise ValueError(f"{path}: SHA-256 does not match {MANIFEST}; the file is corrupt or replaced.")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    net_cls, cfg_cls = MODEL_CLASSES[ckpt["kind"]]
+    net_cls, cfg_cls = CLASSES[ckpt["kind"]]
     model = net_cls(cfg_cls.from_dict(ckpt["config"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
     return model.eval(), ckpt["meta"]
@@ -96,6 +103,11 @@ def load_model(kind: str, weights_dir: str | Path | None = None) -> LoadedModel:
     path = Path(weights_dir or WEIGHTS_DIR) / FILES[kind]
     if path.exists():
         model, meta = load_checkpoint(path)
+        probe_path = path.parent / FILES["voice_probe"]
+        if kind == "voice" and probe_path.exists():  # the shipped voice model is the ensemble
+            probe, probe_meta = load_checkpoint(probe_path)
+            ens = VoiceEnsemble(model, probe, float(meta.get("temperature", 1.0)), probe_meta["ensemble_weight"])
+            return LoadedModel(kind, ens.eval(), probe_meta | {"finetuned": meta})
         return LoadedModel(kind, model, meta)
     warnings.warn(f"no trained {kind} model at {path}; using an untrained network", stacklevel=2)
     torch.manual_seed(0)
@@ -107,6 +119,7 @@ def load_model(kind: str, weights_dir: str | Path | None = None) -> LoadedModel:
 class Models:
     voice: LoadedModel
     face: LoadedModel
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     @property
     def untrained(self) -> bool:
@@ -114,4 +127,5 @@ class Models:
 
 
 def load_models(weights_dir: str | Path | None = None) -> Models:
-    return Models(voice=load_model("voice", weights_dir), face=load_model("face", weights_dir))
+    return Models(voice=load_model("voice", weights_dir), face=load_model("face", weights_dir),
+                  fusion=FusionConfig.load(weights_dir or WEIGHTS_DIR))

@@ -362,10 +362,12 @@ def summarize_oof(path: str | Path) -> dict:
 def evaluate(args: argparse.Namespace) -> int:
     """Score the shipped voice model on every RAVDESS-named clip under --data (e.g. unseen
     actors 21-24), through the same windowed path as ``analyze``; or, with --data oof,
-    summarise the committed out-of-fold predictions."""
+    summarise the committed out-of-fold predictions of the shipped model (the ensemble of the
+    fine-tuned encoder and the frozen-encoder probe, ``probe.py``) and of the fine-tuned one alone."""
 
     if args.data == "oof":
-        res = summarize_oof(REPORTS_DIR / "voice_oof.csv")
+        res = {"shipped_ensemble": summarize_oof(REPORTS_DIR / "voice_ensemble_oof.csv"),
+               "finetuned_alone": summarize_oof(REPORTS_DIR / "voice_oof.csv")}
     else:
         items = find_ravdess(args.data)
         lm = load_model("voice", args.weights)

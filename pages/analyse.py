@@ -11,12 +11,17 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
+from emotion_core.errors import MediaError
 from emotion_core.explain import CAM_METHODS, region_shares
 from emotion_core.html_report import render_html
 from pages.common import (
+    AUDIO_VIDEO_TYPES,
     EMOJI,
+    IMAGE_TYPES,
     LIMITS_TEXT,
+    Upload,
     analyze_upload,
+    baseline_upload,
     clear_results,
     face_overlay,
     get_analyzer,
@@ -32,9 +37,7 @@ st.caption("Upload a short video, an audio file or a photo of one person, or rec
 
 left, right = st.columns([3, 2])
 with left:
-    upload = st.file_uploader("Video, audio or photo", key="upload",
-                              type=["mp4", "mov", "avi", "mkv", "webm", "m4v", "wav", "flac", "mp3", "m4a", "ogg",
-                                    "jpg", "jpeg", "png"])
+    upload = st.file_uploader("Video, audio or photo", key="upload", type=AUDIO_VIDEO_TYPES + IMAGE_TYPES)
 with right:
     recording = st.audio_input("…or record speech", key="recording")
     if st.button("Clear my results", help="Forget every upload and result of this session"):
@@ -50,13 +53,47 @@ data = source.getvalue()
 name = getattr(source, "name", None) or "recording.wav"
 get_analyzer()  # load the models outside the status box
 with st.status("Analysing: decoding, finding the face, listening to the voice…", expanded=False) as status:
-    res = analyze_upload(data, name)
-    status.update(label="Analysis complete" if not res.error else "Could not analyse this file",
-                  state="complete" if not res.error else "error")
+    plain_up: Upload = (data, name, None, "", None)
+    plain = analyze_upload(*plain_up)
+    status.update(label="Analysis complete" if not plain.error else "Could not analyse this file",
+                  state="complete" if not plain.error else "error")
 
-if res.error:
-    st.error(res.error)
+if plain.error:
+    st.error(plain.error)
     st.stop()
+
+# --- personal baseline (optional) ---------------------------------------------------------------
+NO_BASELINE, OTHER_RECORDING, STRETCH = "None", "A separate recording of this person", "A stretch of this recording"
+up = plain_up
+with st.expander("Personal baseline (optional)", expanded=st.session_state.get("bl_mode", NO_BASELINE) != NO_BASELINE):
+    st.caption("People differ in how they usually sound. Give a stretch of this person speaking in their usual, "
+               "calm way (half a minute is plenty) and the voice is read relative to it. Measured on RAVDESS "
+               "actors: +1.3 points accuracy (see the model card). The face is read as before.")
+    mode = st.radio("Baseline", [NO_BASELINE, OTHER_RECORDING, STRETCH], key="bl_mode", horizontal=True)
+    if mode == OTHER_RECORDING:
+        b = st.file_uploader("Baseline recording (audio or video of the same person)", key="baseline_upload",
+                             type=AUDIO_VIDEO_TYPES)
+        if b is not None:
+            try:
+                baseline_upload(b.getvalue(), b.name)
+                up = (data, name, b.getvalue(), b.name, None)
+            except MediaError as e:
+                st.error(f"{e} The recording is analysed without a baseline.")
+    elif mode == STRETCH:
+        if plain.kind == "image" or not plain.duration:
+            st.caption("A photo has no voice to take a baseline from.")
+        else:
+            dur = float(plain.duration)
+            span = st.slider("Baseline stretch (seconds)", 0.0, dur, (0.0, min(dur, 10.0)), step=0.5, key="bl_span")
+            up = (data, name, None, "", (float(span[0]), float(span[1])))
+
+res = plain
+if up[2] is not None or up[4] is not None:
+    with st.spinner("Reading the voice relative to the baseline…"):
+        res = analyze_upload(*up)
+    if res.error:
+        st.error(f"{res.error} Showing the analysis without a baseline.")
+        res, up = plain, plain_up
 for w in res.warnings:
     st.warning(w)
 if res.probs is None:
@@ -74,6 +111,11 @@ if res.agreement == "disagree":
             "interesting (masking, incongruent affect), so the two are shown separately below.")
 if conf < 0.4:
     st.caption("Low confidence: several emotions are about equally likely.")
+if res.baseline is not None and res.voice is not None and plain.voice is not None:
+    before, after = EMOTIONS[int(np.argmax(plain.voice.probs))], EMOTIONS[int(np.argmax(res.voice.probs))]
+    st.caption(f"Voice read relative to the baseline ({res.baseline.source}, {res.baseline.voiced_seconds:.0f} s of "
+               f"speech): {after} {res.voice.probs.max():.0%}; without the baseline: {before} "
+               f"{plain.voice.probs.max():.0%}.")
 
 # --- tables and chart ------------------------------------------------------------------------
 table = probability_table(res)
@@ -153,7 +195,7 @@ with fcol:
         face_pred = FACE_EMOTIONS[int(np.argmax(kept[i].probs[[EMOTIONS.index(e) for e in FACE_EMOTIONS]]))]
         target = st.selectbox("Explain the emotion", FACE_EMOTIONS, index=FACE_EMOTIONS.index(face_pred), key="cam_t")
         method = st.selectbox("Method", CAM_METHODS, key="cam_m")
-        img, cam = face_overlay(data, name, i, target, method)
+        img, cam = face_overlay(up, i, target, method)
         st.image(img, caption=f"{method} for '{target}' at {kept[i].t:.1f} s (face says {face_pred})", width=320)
         shares = region_shares(cam)
         st.caption("Attention: " + ", ".join(f"{k.replace('_', ' & ')} {v:.0%}" for k, v in shares.items()))
@@ -171,7 +213,7 @@ with vcol:
                                      help="More samples: steadier explanation, longer wait (about 14 ms each here)")
         targets = (voice_pred,) if choice == "predicted" else tuple(EMOTIONS) if choice == "all eight" else (choice,)
         with st.spinner("Perturbing the spectrogram and asking the voice model…"):
-            ex = voice_lime(data, name, wi, targets, n_samples)
+            ex = voice_lime(up, wi, targets, n_samples)
         tabs = st.tabs(list(targets)) if len(targets) > 1 else [st.container()]
         for tab, emo in zip(tabs, targets, strict=True):
             with tab:
@@ -191,7 +233,7 @@ if face_frames and any(f.crop_rgb is not None for f in face_frames):
     kept_all = [f for f in face_frames if f.crop_rgb is not None]
     j = int(np.argmax([f.probs.max() for f in kept_all]))
     t_emo = FACE_EMOTIONS[int(np.argmax(kept_all[j].probs[[EMOTIONS.index(e) for e in FACE_EMOTIONS]]))]
-    cam_img, _ = face_overlay(data, name, j, t_emo, "gradcam")
+    cam_img, _ = face_overlay(up, j, t_emo, "gradcam")
     cam_cap = f"Grad-CAM for '{t_emo}' at {kept_all[j].t:.1f} s"
 d3.download_button("Report (HTML)", render_html(res, cam_img, cam_cap or ""), file_name="emotion_report.html",
                    mime="text/html")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +22,14 @@ import streamlit as st
 from emotion_core.analysis import AnalysisResult, Analyzer
 from emotion_core.constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
 from emotion_core.explain import BAND_EDGES, BAND_NAMES, VoiceExplanation, explain_voice, face_cams, overlay
+from emotion_core.probe import VoiceBaseline
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
 LIMITS_TEXT = (f"Files up to {MAX_FILE_MB:.0f} MB and {MAX_DURATION_S / 60:.0f} minutes; frames are "
                "downscaled to 640 pixels before face detection.")
+AUDIO_VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm", "m4v", "wav", "flac", "mp3", "m4a", "ogg"]
+IMAGE_TYPES = ["jpg", "jpeg", "png"]
 EMOJI = {"neutral": "😐", "calm": "😌", "happy": "😊", "sad": "😢", "angry": "😠", "fearful": "😨",
          "disgust": "🤢", "surprised": "😮"}
 
@@ -39,30 +44,55 @@ def _tmp_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def analyze_upload(data: bytes, name: str) -> AnalysisResult:
-    """Analyse uploaded bytes (cached by content); the temporary copy is gone when this returns."""
+Span = tuple[float, float] | None
+Upload = tuple[bytes, str, bytes | None, str, Span]
+"""What one analysis is cached by: the upload's bytes and name, and its baseline (a separate
+recording's bytes and name, or a stretch of the upload itself, in seconds), if any."""
+
+
+@contextmanager
+def _transient_copy(data: bytes, name: str) -> Iterator[Path]:
+    """The bytes as a file in memory-backed storage, deleted on exit (the decoders need a path)."""
     safe = re.sub(r"[^\w.\- ]", "_", Path(name).name)[-120:] or "upload.bin"
     with tempfile.TemporaryDirectory(prefix="emotion-", dir=_tmp_dir()) as d:
         path = Path(d) / safe
         path.write_bytes(data)
-        return get_analyzer().analyze(path, keep_audio=True, display_name=name)
+        yield path
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def baseline_upload(data: bytes, name: str) -> VoiceBaseline:
+    """A person's voice baseline from an uploaded recording; MediaError (a human message) if unusable."""
+    with _transient_copy(data, name) as path:
+        return get_analyzer().load_baseline(path, [name])
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def analyze_upload(data: bytes, name: str, baseline_data: bytes | None = None, baseline_name: str = "",
+                   span: Span = None) -> AnalysisResult:
+    """Analyse uploaded bytes (cached by content); the temporary copy is gone when this returns."""
+    baseline = baseline_upload(baseline_data, baseline_name) if baseline_data else None
+    with _transient_copy(data, name) as path:
+        return get_analyzer().analyze(path, keep_audio=True, display_name=name, baseline=baseline,
+                                      baseline_span=span)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def face_overlay(data: bytes, name: str, frame_index: int, target: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+def face_overlay(up: Upload, frame_index: int, target: str, method: str) -> tuple[np.ndarray, np.ndarray]:
     """(overlay image, cam) for one kept face frame of an analysed upload."""
-    res = analyze_upload(data, name)
+    res = analyze_upload(*up)
     fr = [f for f in res.face.frames if f.crop_rgb is not None][frame_index]
     cam = face_cams(get_analyzer().models.face, fr.face_input[None], [target], method)[0]
     return overlay(fr.crop_rgb, cam), cam
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def voice_lime(data: bytes, name: str, window_index: int, targets: tuple[str, ...], n_samples: int) -> VoiceExplanation:
-    res = analyze_upload(data, name)
+def voice_lime(up: Upload, window_index: int, targets: tuple[str, ...], n_samples: int) -> VoiceExplanation:
+    """LIME for one voice window, explaining the model as it ran (with the baseline, if one was given)."""
+    res = analyze_upload(*up)
     w = res.voice.windows[window_index]
-    return explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples)
+    return explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples,
+                         baseline=None if res.baseline is None else res.baseline.features)
 
 
 def lime_figure(ex: VoiceExplanation, emotion: str) -> go.Figure:
@@ -94,6 +124,7 @@ def progress_columns(columns: list[str]) -> dict:
 
 def clear_results() -> None:
     analyze_upload.clear()
+    baseline_upload.clear()
     face_overlay.clear()
     voice_lime.clear()
     for k in list(st.session_state):

@@ -14,7 +14,9 @@ from emotion_core.registry import REPORTS_DIR
 from pages.common import DATA_DIR, get_analyzer, lime_figure, progress_columns
 
 SOURCES = {
-    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_oof.csv", "ravdess-speech-16k"),
+    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_ensemble_oof.csv",
+                                                                            "ravdess-speech-16k"),
+    "Voice, fine-tuned member alone (same protocol)": ("voice_oof.csv", "ravdess-speech-16k"),
     "Face: FER2013 PrivateTest": ("face_private.csv", "fer2013"),
 }
 

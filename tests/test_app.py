@@ -140,3 +140,39 @@ def test_choosing_a_moment_moves_both_panels(tmp_path: Path) -> None:
     assert 2.0 <= cam_time() <= 6.0
     at.selectbox(key="moment").set_value(0).run()
     assert at.selectbox(key="lime_w").value == 0 and cam_time() <= 4.0
+
+
+def test_baseline_from_a_separate_recording(media_dir: Path) -> None:
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("talking.mp4", (media_dir / "talking.mp4").read_bytes(), "video/mp4"))
+    at.run()
+    plain_voice = at.dataframe[0].value["Voice"].to_numpy()
+    at.radio(key="bl_mode").set_value("A separate recording of this person").run()
+    no_exceptions(at)
+    at.file_uploader(key="baseline_upload").set_value(
+        ("usual.wav", (media_dir / "voice.wav").read_bytes(), "audio/wav")).run()
+    no_exceptions(at)
+    note = [c.value for c in at.caption if c.value.startswith("Voice read relative to the baseline (usual.wav")]
+    assert note, [c.value for c in at.caption]
+    assert any("only 3.0 s of speech" in w.value or "s of speech in the baseline" in w.value for w in at.warning)
+    based_voice = at.dataframe[0].value["Voice"].to_numpy()
+    assert abs(based_voice.sum() - 1) < 1e-6 and not (abs(based_voice - plain_voice) < 1e-9).all()
+    assert any("Red cells" in c.value for c in at.caption), "LIME explains the baseline-relative model"
+
+
+def test_baseline_stretch_and_unusable_baseline(media_dir: Path) -> None:
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("talking.mp4", (media_dir / "talking.mp4").read_bytes(), "video/mp4"))
+    at.run()
+    at.radio(key="bl_mode").set_value("A stretch of this recording").run()
+    no_exceptions(at)
+    assert at.slider(key="bl_span").value == (0.0, 3.0)
+    assert any(c.value.startswith("Voice read relative to the baseline (talking.mp4 0-3 s") for c in at.caption)
+    # a silent baseline is refused with a human message and the plain analysis is shown
+    at.radio(key="bl_mode").set_value("A separate recording of this person").run()
+    at.file_uploader(key="baseline_upload").set_value(
+        ("quiet.wav", (media_dir / "silence.wav").read_bytes(), "audio/wav")).run()
+    no_exceptions(at)
+    assert any("without a baseline" in e.value for e in at.error)
+    assert not any(c.value.startswith("Voice read relative") for c in at.caption)
+    assert at.metric, "the plain result is still shown"

@@ -44,7 +44,7 @@ def test_unlisted_checkpoint_is_refused(tmp_path: Path) -> None:
 
 def test_shipped_weights_match_manifest_and_size_budget() -> None:
     manifest = json.loads((WEIGHTS_DIR / "MANIFEST.json").read_text())
-    assert set(manifest) == {"voice.pt", "face.pt"}
+    assert set(manifest) == {"voice.pt", "voice_probe.pt", "face.pt"}
     for name, digest in manifest.items():
         assert sha256(WEIGHTS_DIR / name) == digest
     assert sum(p.stat().st_size for p in WEIGHTS_DIR.iterdir()) < 60e6
