@@ -42,6 +42,9 @@ def render_html(res: AnalysisResult, cam_overlay: np.ndarray | None = None, cam_
            f"<figcaption>{html.escape(cam_caption)}</figcaption></figure>") if cam_overlay is not None else ""
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in res.warnings)
     conf = "" if res.probs is None else f" ({res.probs.max():.0%} confidence)"
+    base = "" if res.baseline is None else (
+        f"<p>Voice read relative to the person's baseline: {html.escape(res.baseline.source)} "
+        f"({res.baseline.voiced_seconds:.0f} s of speech).</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Emotion analysis: {html.escape(res.file)}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#27323A}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccd;padding:4px 10px;text-align:right}}
@@ -49,6 +52,7 @@ td:first-child{{text-align:left}}</style></head><body>
 <h1>Emotion analysis</h1><p>File: {html.escape(res.file)}</p>
 <h2>Expressed emotion: {res.label or "none"}{conf}</h2>
 <p>Face and voice: {res.agreement or "one modality only"}.</p>
+{base}
 {f"<ul>{warn}</ul>" if warn else ""}
 <table><tr><th>emotion</th>{"".join(f"<th>{k}</th>" for k in cols)}</tr>{rows}</table>
 {"".join(parts)}{cam}

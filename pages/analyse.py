@@ -210,7 +210,7 @@ with vcol:
         voice_pred = EMOTIONS[int(np.argmax(voice_windows[wi].probs))]
         choice = st.selectbox("Explain the emotion", ["predicted", "all eight", *EMOTIONS], key="lime_t")
         n_samples = st.select_slider("LIME samples", options=[200, 500, 1000], value=200, key="lime_n",
-                                     help="More samples: steadier explanation, longer wait (about 14 ms each here)")
+                                     help="More samples: steadier explanation, longer wait (about 30 ms each on 2 cores)")
         targets = (voice_pred,) if choice == "predicted" else tuple(EMOTIONS) if choice == "all eight" else (choice,)
         with st.spinner("Perturbing the spectrogram and asking the voice model…"):
             ex = voice_lime(up, wi, targets, n_samples)

@@ -7,11 +7,12 @@ cache below and in the session.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,13 @@ EMOJI = {"neutral": "😐", "calm": "😌", "happy": "😊", "sad": "😢", "ang
 @st.cache_resource(show_spinner="Loading the models (first visit only)…")
 def get_analyzer() -> Analyzer:
     return Analyzer()
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the OS after a big computation (glibc keeps it otherwise), so a
+    long-lived server's footprint stays near what it really holds. A no-op off glibc."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _tmp_dir() -> str | None:
@@ -73,8 +81,9 @@ def analyze_upload(data: bytes, name: str, baseline_data: bytes | None = None, b
     """Analyse uploaded bytes (cached by content); the temporary copy is gone when this returns."""
     baseline = baseline_upload(baseline_data, baseline_name) if baseline_data else None
     with _transient_copy(data, name) as path:
-        return get_analyzer().analyze(path, keep_audio=True, display_name=name, baseline=baseline,
-                                      baseline_span=span)
+        res = get_analyzer().analyze(path, keep_audio=True, display_name=name, baseline=baseline, baseline_span=span)
+    release_memory()
+    return res
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
@@ -91,8 +100,10 @@ def voice_lime(up: Upload, window_index: int, targets: tuple[str, ...], n_sample
     """LIME for one voice window, explaining the model as it ran (with the baseline, if one was given)."""
     res = analyze_upload(*up)
     w = res.voice.windows[window_index]
-    return explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples,
-                         baseline=None if res.baseline is None else res.baseline.features)
+    ex = explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples,
+                       baseline=None if res.baseline is None else res.baseline.features)
+    release_memory()
+    return ex
 
 
 def lime_figure(ex: VoiceExplanation, emotion: str) -> go.Figure:
