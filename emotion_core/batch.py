@@ -49,6 +49,20 @@ MAX_TASKS_PER_WORKER = 200
 
 
 @dataclass(frozen=True)
+class Settings:
+    """What every worker analyses with: the input limits and, optionally, the stretch of each
+    recording (seconds) that stands for the person's usual voice (a session's baseline period)."""
+
+    max_mb: float = BATCH_MAX_MB
+    max_duration_s: float = BATCH_MAX_DURATION_S
+    baseline_span: tuple[float, float] | None = None
+
+    @property
+    def span_text(self) -> str | None:
+        return None if self.baseline_span is None else "{:g}:{:g}".format(*self.baseline_span)
+
+
+@dataclass(frozen=True)
 class Job:
     path: str
     key: str
@@ -65,12 +79,12 @@ def job_for(path: Path) -> Job:
 
 
 # -- one recording --------------------------------------------------------------------------
-def analyze_job(analyzer: Any, job: Job) -> dict[str, Any]:
+def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dict[str, Any]:
     """Analyse one recording into a part: never raises for a bad file (the part holds the error)."""
     from .cli import timeline_rows
 
     t0 = time.perf_counter()
-    res = analyzer.analyze(job.path)
+    res = analyzer.analyze(job.path, baseline_span=settings.baseline_span)
     elapsed = time.perf_counter() - t0
     windows = timeline_rows(res)
     disagree = [w["agreement"] == "disagree" for w in windows if w["agreement"] is not None]
@@ -80,7 +94,8 @@ def analyze_job(analyzer: Any, job: Job) -> dict[str, Any]:
         "n_windows": len(windows), "disagree_share": (sum(disagree) / len(disagree)) if disagree else None,
         "face_frames_used": None if res.face is None else res.face.frames_used,
         "voiced_seconds": None if res.voice is None else res.voice.voiced_seconds,
-        "warnings": "; ".join(res.warnings), "processing_s": elapsed, "size": job.size, "mtime_ns": job.mtime_ns,
+        "baseline_span": settings.span_text, "warnings": "; ".join(res.warnings), "processing_s": elapsed,
+        "size": job.size, "mtime_ns": job.mtime_ns,
     }
     for prefix, p in (("", res.probs), ("face_", res.face and res.face.probs), ("voice_", res.voice and res.voice.probs)):
         summary |= {f"{prefix}{e}": None if p is None else float(p[i]) for i, e in enumerate(EMOTIONS)}
@@ -88,22 +103,24 @@ def analyze_job(analyzer: Any, job: Job) -> dict[str, Any]:
 
 
 _WORKER_ANALYZER: Any = None
+_WORKER_SETTINGS = Settings()
 
 
-def _init_worker(threads: int, limits: tuple[float, float]) -> None:
+def _init_worker(threads: int, settings: Settings) -> None:
     """Load the models once per worker process."""
-    global _WORKER_ANALYZER
+    global _WORKER_ANALYZER, _WORKER_SETTINGS
     import torch
 
     from .analysis import Analyzer
     from .media import Limits
 
     torch.set_num_threads(threads)
-    _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=limits[0], max_duration_s=limits[1]))
+    _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=settings.max_mb, max_duration_s=settings.max_duration_s))
+    _WORKER_SETTINGS = settings
 
 
 def _run_in_worker(job: Job) -> dict[str, Any]:
-    return analyze_job(_WORKER_ANALYZER, job)
+    return analyze_job(_WORKER_ANALYZER, job, _WORKER_SETTINGS)
 
 
 # -- the output folder ----------------------------------------------------------------------
@@ -118,7 +135,7 @@ class ResultStore:
     def _part(self, key: str) -> Path:
         return self.parts / f"{key}.json"
 
-    def is_done(self, job: Job, retry_failed: bool = False) -> bool:
+    def is_done(self, job: Job, retry_failed: bool = False, settings: Settings = Settings()) -> bool:
         p = self._part(job.key)
         if not p.exists():
             return False
@@ -128,7 +145,8 @@ class ResultStore:
             return False  # a damaged part is redone
         if retry_failed and s["status"] == "error":
             return False
-        return s["size"] == job.size and s["mtime_ns"] == job.mtime_ns
+        same_baseline = s.get("baseline_span") == settings.span_text
+        return s["size"] == job.size and s["mtime_ns"] == job.mtime_ns and same_baseline
 
     def write(self, part: dict[str, Any]) -> None:
         final = self._part(part["key"])
@@ -169,12 +187,12 @@ def default_workers() -> int:
     return max(1, min(cores, int(avail_gb // WORKER_MEMORY_GB)))
 
 
-def run_local(jobs: list[Job], workers: int, limits: tuple[float, float]) -> Iterator[dict[str, Any]]:
+def run_local(jobs: list[Job], workers: int, settings: Settings) -> Iterator[dict[str, Any]]:
     """Parts as they finish, from a pool of worker processes (or in-process with one worker)."""
     cores = os.cpu_count() or 1
     threads = max(1, cores // max(1, workers))
     if workers <= 1:
-        _init_worker(threads, limits)
+        _init_worker(threads, settings)
         for job in jobs:
             yield _run_in_worker(job)
         return
@@ -182,7 +200,7 @@ def run_local(jobs: list[Job], workers: int, limits: tuple[float, float]) -> Ite
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads, limits), max_tasks_per_child=MAX_TASKS_PER_WORKER)
+                               initargs=(threads, settings), max_tasks_per_child=MAX_TASKS_PER_WORKER)
     try:
         futures = {pool.submit(_run_in_worker, job): job for job in jobs}
         for fut in as_completed(futures):
@@ -195,7 +213,7 @@ def run_local(jobs: list[Job], workers: int, limits: tuple[float, float]) -> Ite
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_ray(jobs: list[Job], workers: int, limits: tuple[float, float], address: str | None
+def run_ray(jobs: list[Job], workers: int, settings: Settings, address: str | None
             ) -> Iterator[dict[str, Any]]:
     """The same parts from Ray actors that each hold the models (``address``: an existing cluster,
     or None for a local Ray instance on this machine)."""
@@ -218,7 +236,7 @@ def run_ray(jobs: list[Job], workers: int, limits: tuple[float, float], address:
         @ray.remote(num_cpus=threads if not address else 1)
         class RayWorker:
             def __init__(self) -> None:
-                _init_worker(threads, limits)
+                _init_worker(threads, settings)
 
             def run(self, job: Job) -> dict[str, Any]:
                 return _run_in_worker(job)
@@ -238,7 +256,7 @@ def failed_part(job: Job, message: str) -> dict[str, Any]:
 # -- the command ----------------------------------------------------------------------------
 def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None = None, csv: bool = False,
               ray_address: str | None = None, use_ray: bool = False, retry_failed: bool = False,
-              limits: tuple[float, float] = (BATCH_MAX_MB, BATCH_MAX_DURATION_S),
+              settings: Settings = Settings(),
               on_part: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Analyse every recording under ``inputs`` into ``out``; returns counts and timings."""
     from tqdm import tqdm
@@ -256,14 +274,14 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
     for p in missing:  # a path that does not exist is a failure too, reported like the others
         store.write(failed_part(Job(str(p), hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:20], -1, -1),
                                 f"{p}: no such file."))
-    todo = [j for j in jobs if not store.is_done(j, retry_failed)]
+    todo = [j for j in jobs if not store.is_done(j, retry_failed, settings)]
     workers = workers or default_workers()
     workers = max(1, min(workers, len(todo) or 1))
     t0 = time.perf_counter()
     audio_s = 0.0
     failures = 0
     parts: Iterable[dict[str, Any]] = () if not todo else (
-        run_ray(todo, workers, limits, ray_address) if use_ray else run_local(todo, workers, limits))
+        run_ray(todo, workers, settings, ray_address) if use_ray else run_local(todo, workers, settings))
     with tqdm(total=len(todo), unit="rec", desc="batch", file=sys.stderr, dynamic_ncols=True,
               disable=not sys.stderr.isatty()) as bar:
         for part in parts:
@@ -289,8 +307,15 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    from .cli import parse_span
+
+    try:
+        span = parse_span(args.baseline_span) if args.baseline_span else None
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
     stats = run_batch(args.inputs, args.out, args.workers, args.csv, args.ray or None, args.ray is not None,
-                      args.retry_failed, (args.max_mb, args.max_duration))
+                      args.retry_failed, Settings(args.max_mb, args.max_duration, span))
     print(json.dumps(stats))
     return 0
 
@@ -304,6 +329,8 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on Ray: a cluster address (e.g. ray://head:10001 or auto), or none for local Ray")
     b.add_argument("--retry-failed", action="store_true", help="analyse again the files that failed before")
+    b.add_argument("--baseline-span", metavar="START:END", help="this stretch of every recording (seconds) is the "
+                   "person's usual voice (a baseline period); each recording's voice is read relative to it")
     b.add_argument("--max-mb", type=float, default=BATCH_MAX_MB, help="largest file accepted (MB)")
     b.add_argument("--max-duration", type=float, default=BATCH_MAX_DURATION_S, help="longest recording (s)")
     b.set_defaults(func=cmd_batch)

@@ -13,6 +13,7 @@ import pytest
 from conftest import face_frame, voiced_signal, write_video
 
 from emotion_core.batch import ResultStore, job_for, run_batch
+from emotion_core.constants import EMOTIONS
 
 pytestmark = pytest.mark.slow
 
@@ -135,3 +136,25 @@ def test_ray_output_equals_local_output(local_run: tuple[Path, dict], study: Pat
     for a, b in zip(_tables(out_local), _tables(out_ray), strict=True):
         pd.testing.assert_frame_equal(a.drop(columns=["processing_s"], errors="ignore"),
                                       b.drop(columns=["processing_s"], errors="ignore"), check_exact=False, atol=1e-6)
+
+
+def test_baseline_span_reads_each_recording_against_its_own_start(media_dir: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from emotion_core.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(media_dir / "talking.mp4", src / "session.mp4")
+    out = tmp_path / "out"
+    assert main(["batch", str(src), "--out", str(out), "--workers", "1"]) == 0
+    plain = pd.read_parquet(out / "recordings.parquet").iloc[0]
+    assert plain["baseline_span"] is None
+    # the same output folder with a baseline period: the recording is redone, not skipped
+    assert main(["batch", str(src), "--out", str(out), "--workers", "1", "--baseline-span", "0:3"]) == 0
+    assert '"analysed": 1' in capsys.readouterr().out
+    based = pd.read_parquet(out / "recordings.parquet")
+    assert len(based) == 1 and based.iloc[0]["baseline_span"] == "0:3" and based.iloc[0]["status"] == "ok"
+    assert "speech in the baseline" in based.iloc[0]["warnings"]
+    voice = [f"voice_{e}" for e in EMOTIONS]
+    assert not np.allclose(based.iloc[0][voice].to_numpy(float), plain[voice].to_numpy(float))
+    assert main(["batch", str(src), "--out", str(out), "--baseline-span", "3:1"]) == 2
