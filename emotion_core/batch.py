@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .constants import EMOTIONS
+from .constants import EMOTIONS, FRAME_RATE
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Settings:
     max_mb: float = BATCH_MAX_MB
     max_duration_s: float = BATCH_MAX_DURATION_S
     baseline_span: tuple[float, float] | None = None
+    frame_rate: float = FRAME_RATE
 
     @property
     def span_text(self) -> str | None:
@@ -94,8 +95,8 @@ def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dic
         "n_windows": len(windows), "disagree_share": (sum(disagree) / len(disagree)) if disagree else None,
         "face_frames_used": None if res.face is None else res.face.frames_used,
         "voiced_seconds": None if res.voice is None else res.voice.voiced_seconds,
-        "baseline_span": settings.span_text, "warnings": "; ".join(res.warnings), "processing_s": elapsed,
-        "size": job.size, "mtime_ns": job.mtime_ns,
+        "baseline_span": settings.span_text, "frame_rate": settings.frame_rate,
+        "warnings": "; ".join(res.warnings), "processing_s": elapsed, "size": job.size, "mtime_ns": job.mtime_ns,
     }
     for prefix, p in (("", res.probs), ("face_", res.face and res.face.probs), ("voice_", res.voice and res.voice.probs)):
         summary |= {f"{prefix}{e}": None if p is None else float(p[i]) for i, e in enumerate(EMOTIONS)}
@@ -115,7 +116,8 @@ def _init_worker(threads: int, settings: Settings) -> None:
     from .media import Limits
 
     torch.set_num_threads(threads)
-    _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=settings.max_mb, max_duration_s=settings.max_duration_s))
+    _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=settings.max_mb, max_duration_s=settings.max_duration_s),
+                                frame_rate=settings.frame_rate)
     _WORKER_SETTINGS = settings
 
 
@@ -145,8 +147,9 @@ class ResultStore:
             return False  # a damaged part is redone
         if retry_failed and s["status"] == "error":
             return False
-        same_baseline = s.get("baseline_span") == settings.span_text
-        return s["size"] == job.size and s["mtime_ns"] == job.mtime_ns and same_baseline
+        same_settings = (s.get("baseline_span") == settings.span_text
+                         and s.get("frame_rate", FRAME_RATE) == settings.frame_rate)
+        return s["size"] == job.size and s["mtime_ns"] == job.mtime_ns and same_settings
 
     def write(self, part: dict[str, Any]) -> None:
         final = self._part(part["key"])
@@ -315,12 +318,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return 2
     stats = run_batch(args.inputs, args.out, args.workers, args.csv, args.ray or None, args.ray is not None,
-                      args.retry_failed, Settings(args.max_mb, args.max_duration, span))
+                      args.retry_failed, Settings(args.max_mb, args.max_duration, span, args.frame_rate))
     print(json.dumps(stats))
     return 0
 
 
 def add_parser(sub: Any) -> None:
+    from .cli import add_frame_rate_argument
+
     b = sub.add_parser("batch", help="analyse folders of recordings into Parquet tables (resumable)")
     b.add_argument("inputs", nargs="+", help="files or folders (every media file under a folder)")
     b.add_argument("--out", required=True, help="results folder (re-using it resumes)")
@@ -331,6 +336,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--retry-failed", action="store_true", help="analyse again the files that failed before")
     b.add_argument("--baseline-span", metavar="START:END", help="this stretch of every recording (seconds) is the "
                    "person's usual voice (a baseline period); each recording's voice is read relative to it")
+    add_frame_rate_argument(b)
     b.add_argument("--max-mb", type=float, default=BATCH_MAX_MB, help="largest file accepted (MB)")
     b.add_argument("--max-duration", type=float, default=BATCH_MAX_DURATION_S, help="longest recording (s)")
     b.set_defaults(func=cmd_batch)

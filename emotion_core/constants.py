@@ -43,6 +43,8 @@ MIN_VOICE_S = 0.5
 
 # --- video / faces ---------------------------------------------------------------------------
 FRAME_RATE = 5.0
+MIN_FRAME_RATE, MAX_FRAME_RATE = 0.5, 30.0
+"""Video frames read per second for the face branch (``--frame-rate`` may change it within these bounds)."""
 """Frames per second sampled from a video for the face branch."""
 DETECT_MAX_SIDE = 640
 """Frames are downscaled so their longer side is at most this before face detection."""

@@ -7,12 +7,11 @@ cache below and in the session.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from emotion_core.analysis import AnalysisResult, Analyzer
+from emotion_core.analysis import AnalysisResult, Analyzer, release_memory
 from emotion_core.constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
 from emotion_core.explain import BAND_EDGES, BAND_NAMES, VoiceExplanation, explain_voice, face_cams, overlay
 from emotion_core.probe import VoiceBaseline
@@ -38,13 +37,6 @@ EMOJI = {"neutral": "😐", "calm": "😌", "happy": "😊", "sad": "😢", "ang
 @st.cache_resource(show_spinner="Loading the models (first visit only)…")
 def get_analyzer() -> Analyzer:
     return Analyzer()
-
-
-def release_memory() -> None:
-    """Hand freed heap back to the OS after a big computation (glibc keeps it otherwise), so a
-    long-lived server's footprint stays near what it really holds. A no-op off glibc."""
-    with suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _tmp_dir() -> str | None:

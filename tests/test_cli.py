@@ -113,3 +113,11 @@ def test_an_unforeseen_failure_is_a_message_not_a_traceback(media_dir: Path, mon
     monkeypatch.setattr(analysis, "load_audio", lambda info: (_ for _ in ()).throw(RuntimeError("boom")))
     res = a.analyze(media_dir / "voice.wav")
     assert res.error and "failed unexpectedly (RuntimeError)" in res.error and res.probs is None
+
+
+def test_frame_rate_option(media_dir: Path) -> None:
+    rc, (line,), _ = run(str(media_dir / "talking.mp4"), "--frame-rate", "2.5")
+    assert rc == 0 and line["modalities"]["face"]["frames_sampled"] == 8  # 3 s at 2.5 fps (5 fps: 15)
+    assert all(abs(f["t"] * 2.5 - round(f["t"] * 2.5)) < 1e-6 for f in line["modalities"]["face"]["frames"])
+    rc, lines, err = run(str(media_dir / "talking.mp4"), "--frame-rate", "100")
+    assert rc == 2 and not lines and "frames per second" in err and "Traceback" not in err
