@@ -170,16 +170,13 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
     """Band and time shares of positive LIME weight per emotion (true class), deletion check and
     the model-randomisation check, on RAVDESS clips."""
     import librosa
-    import torch
 
     from .datasets import find_ravdess
     from .features import voice_windows
-    from .models import VoiceConfig, VoiceNet
-    from .registry import LoadedModel, load_model
+    from .registry import load_model, randomised
 
     lm = load_model("voice")
-    torch.manual_seed(seed)
-    rand = LoadedModel("voice", VoiceNet(VoiceConfig(pooling=lm.model.cfg.pooling)).eval())
+    rand = randomised(lm, seed)  # both members of the ensemble re-initialised
     items = find_ravdess(ravdess_root)
     rng = np.random.default_rng(seed)
     chosen = [it for c in range(len(EMOTIONS))

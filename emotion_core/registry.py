@@ -126,6 +126,19 @@ class Models:
         return self.voice.untrained or self.face.untrained
 
 
+def randomised(lm: LoadedModel, seed: int = 0) -> LoadedModel:
+    """The same architecture and configuration with freshly initialised weights: the reference of the
+    model-randomisation sanity check (an explanation that survives it explains the input, not the model)."""
+    torch.manual_seed(seed)
+    m = lm.model
+    if isinstance(m, VoiceEnsemble):
+        net: nn.Module = VoiceEnsemble(type(m.finetuned)(m.finetuned.cfg), VoiceProbe(m.probe.cfg),
+                                       m.finetuned_temperature, m.weight)
+    else:
+        net = type(m)(m.cfg)
+    return LoadedModel(lm.kind, net.eval())
+
+
 def load_models(weights_dir: str | Path | None = None) -> Models:
     return Models(voice=load_model("voice", weights_dir), face=load_model("face", weights_dir),
                   fusion=FusionConfig.load(weights_dir or WEIGHTS_DIR))

