@@ -19,7 +19,6 @@ import numpy as np
 
 from .constants import (
     EMOTIONS,
-    FRAME_RATE,
     MAX_FRAME_RATE,
     MIN_FRAME_RATE,
     MIRROR_TTA_MAX_FRAMES,
@@ -31,7 +30,7 @@ from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
 from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
-from .media import Frame, Limits, MediaInfo, iter_frames, load_audio, load_image, probe
+from .media import Frame, Limits, MediaInfo, frame_rate_for, iter_frames, load_audio, load_image, probe
 from .probe import VoiceBaseline, voice_baseline
 from .registry import Models, load_models
 
@@ -73,6 +72,7 @@ class FaceBranch:
     probs: np.ndarray
     frames: list[FaceFrame]
     frames_sampled: int
+    frame_rate: float | None = None  # frames read per second (None for a still image)
 
     @property
     def frames_used(self) -> int:
@@ -137,7 +137,7 @@ class AnalysisResult:
         face = voice = None
         if self.face is not None:
             face = {"probs": probs_dict(self.face.probs), "frames_used": self.face.frames_used,
-                    "frames_sampled": self.face.frames_sampled,
+                    "frames_sampled": self.face.frames_sampled, "frame_rate": self.face.frame_rate,
                     "frames": [{"t": round(f.t, 3), "probs": probs_dict(f.probs),
                                 "box": [round(float(v), 1) for v in f.box]} for f in self.face.frames]}
         if self.voice is not None:
@@ -165,10 +165,10 @@ class Analyzer:
     """Holds the loaded models and the face detector; analyses one input at a time."""
 
     def __init__(self, models: Models | None = None, limits: Limits = Limits(), detector: FaceDetector | None = None,
-                 frame_rate: float = FRAME_RATE):
-        """``frame_rate``: video frames read per second (5 by default; a lower rate, e.g. 2.5 for hour-long
-        sessions, roughly halves the face branch's cost, which dominates long recordings)."""
-        if not MIN_FRAME_RATE <= frame_rate <= MAX_FRAME_RATE:
+                 frame_rate: float | None = None):
+        """``frame_rate``: video frames read per second; None chooses by length (``media.frame_rate_for``:
+        5, or 2.5 for videos over two minutes, where the face branch's cost dominates)."""
+        if frame_rate is not None and not MIN_FRAME_RATE <= frame_rate <= MAX_FRAME_RATE:
             raise ValueError(f"frame rate {frame_rate:g} is outside {MIN_FRAME_RATE:g}-{MAX_FRAME_RATE:g} frames per second")
         self.models = models or load_models()
         self.limits = limits
@@ -329,8 +329,11 @@ class Analyzer:
         else:
             audio = load_audio(info)
             if info.has_video:
-                observations = ((fr.t, o) for fr, o in self.detector.track(iter_frames(info, self.frame_rate)))
+                fps = frame_rate_for(info.duration, self.frame_rate)
+                observations = ((fr.t, o) for fr, o in self.detector.track(iter_frames(info, fps)))
                 res.face = self.face_branch(observations, res.warnings, float(info.duration or 0), progress)
+                if res.face is not None:
+                    res.face.frame_rate = fps
                 if res.face is None and not any(w.startswith("face:") for w in res.warnings):
                     raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
             elif audio is None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .constants import EMOTIONS, FRAME_RATE
+from .constants import EMOTIONS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Settings:
     max_mb: float = BATCH_MAX_MB
     max_duration_s: float = BATCH_MAX_DURATION_S
     baseline_span: tuple[float, float] | None = None
-    frame_rate: float = FRAME_RATE
+    frame_rate: float | None = None  # None: by length (media.frame_rate_for)
 
     @property
     def span_text(self) -> str | None:
@@ -148,7 +148,7 @@ class ResultStore:
         if retry_failed and s["status"] == "error":
             return False
         same_settings = (s.get("baseline_span") == settings.span_text
-                         and s.get("frame_rate", FRAME_RATE) == settings.frame_rate)
+                         and s.get("frame_rate") == settings.frame_rate)
         return s["size"] == job.size and s["mtime_ns"] == job.mtime_ns and same_settings
 
     def write(self, part: dict[str, Any]) -> None:

@@ -97,11 +97,11 @@ def frame_rate(text: str) -> float:
 
 
 def add_frame_rate_argument(parser: argparse.ArgumentParser) -> None:
-    from .constants import FRAME_RATE
+    from .constants import FRAME_RATE, LONG_FRAME_RATE, LONG_RECORDING_S
 
-    parser.add_argument("--frame-rate", type=frame_rate, default=FRAME_RATE, metavar="FPS",
-                        help=f"video frames read per second (default {FRAME_RATE:g}; 2.5 halves the face branch's "
-                        "cost on long sessions)")
+    parser.add_argument("--frame-rate", type=frame_rate, default=None, metavar="FPS",
+                        help=f"video frames read per second (default {FRAME_RATE:g}, or {LONG_FRAME_RATE:g} for videos "
+                        f"over {LONG_RECORDING_S:g} s, where it halves the face branch's cost)")
 
 
 def timeline_rows(res: AnalysisResult) -> list[dict]:

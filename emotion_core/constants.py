@@ -45,6 +45,11 @@ MIN_VOICE_S = 0.5
 FRAME_RATE = 5.0
 MIN_FRAME_RATE, MAX_FRAME_RATE = 0.5, 30.0
 """Video frames read per second for the face branch (``--frame-rate`` may change it within these bounds)."""
+LONG_RECORDING_S = 120.0
+LONG_FRAME_RATE = 2.5
+"""Videos longer than LONG_RECORDING_S are read at LONG_FRAME_RATE unless a rate is chosen: still 10 frames
+per 4-second timeline window, at half the face branch's cost, which dominates session-length recordings
+(benchmarks/bench_long.py)."""
 """Frames per second sampled from a video for the face branch."""
 DETECT_MAX_SIDE = 640
 """Frames are downscaled so their longer side is at most this before face detection."""

@@ -22,6 +22,8 @@ from .constants import (
     DETECT_MAX_SIDE,
     FRAME_RATE,
     IMAGE_EXTENSIONS,
+    LONG_FRAME_RATE,
+    LONG_RECORDING_S,
     MAX_DURATION_S,
     MAX_FILE_MB,
     MAX_IMAGE_PIXELS,
@@ -188,6 +190,14 @@ def output_size(info: MediaInfo, max_side: int = DETECT_MAX_SIDE) -> tuple[int, 
     w = max(2, int(round(info.width * scale / 2)) * 2)
     h = max(2, int(round(info.height * scale / 2)) * 2)
     return w, h
+
+
+def frame_rate_for(duration: float | None, chosen: float | None = None) -> float:
+    """The frames per second to read: ``chosen`` if given, else FRAME_RATE, or LONG_FRAME_RATE for a
+    video longer than LONG_RECORDING_S."""
+    if chosen is not None:
+        return chosen
+    return LONG_FRAME_RATE if (duration or 0.0) > LONG_RECORDING_S else FRAME_RATE
 
 
 def iter_frames(info: MediaInfo, fps: float = FRAME_RATE, max_side: int = DETECT_MAX_SIDE) -> Iterator[Frame]:

@@ -41,3 +41,17 @@ def test_timeline_fuses_moment_by_moment_and_says_what_is_missing() -> None:
 def test_nothing_in_a_window() -> None:
     tl = Analyzer.timeline([(0.0, 4.0)], None, None)
     assert tl[0].probs is None and tl[0].label is None and tl[0].notes == ["no voice"]
+
+
+def test_long_videos_are_read_at_the_long_frame_rate(analyzer, media_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emotion_core.media as media
+    from emotion_core.constants import FRAME_RATE, LONG_FRAME_RATE
+
+    assert media.frame_rate_for(60.0) == FRAME_RATE and media.frame_rate_for(600.0) == LONG_FRAME_RATE
+    assert media.frame_rate_for(600.0, chosen=5.0) == 5.0
+    short = analyzer.analyze(media_dir / "talking.mp4").to_dict()["modalities"]["face"]
+    assert short["frame_rate"] == FRAME_RATE and short["frames_sampled"] == 15
+    monkeypatch.setattr(media, "LONG_RECORDING_S", 2.0)  # the 3-second clip now counts as long
+    long = analyzer.analyze(media_dir / "talking.mp4").to_dict()["modalities"]["face"]
+    assert long["frame_rate"] == LONG_FRAME_RATE and long["frames_sampled"] == 8
+    assert all(np.isclose(f["t"] * LONG_FRAME_RATE, round(f["t"] * LONG_FRAME_RATE)) for f in long["frames"])
