@@ -36,7 +36,7 @@ from .registry import Models, load_models
 
 log = logging.getLogger(__name__)
 
-TRIM_EVERY_FRAMES = 250
+TRIM_EVERY_FRAMES = 100
 """While streaming a long video, freed heap is handed back to the OS this often (see release_memory)."""
 
 
