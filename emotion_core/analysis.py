@@ -17,20 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from .constants import (
-    EMOTIONS,
-    MAX_FRAME_RATE,
-    MIN_FRAME_RATE,
-    MIRROR_TTA_MAX_FRAMES,
-    SAMPLE_RATE,
-    SILENCE_DBFS,
-)
+from .constants import EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBFS
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
 from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
-from .media import Frame, Limits, MediaInfo, frame_rate_for, iter_frames, load_audio, load_image, probe
+from .media import Frame, Limits, MediaInfo, check_frame_rate, frame_rate_for, iter_frames, load_audio, load_image, probe
 from .probe import VoiceBaseline, voice_baseline
 from .registry import Models, load_models
 
@@ -168,8 +161,8 @@ class Analyzer:
                  frame_rate: float | None = None):
         """``frame_rate``: video frames read per second; None chooses by length (``media.frame_rate_for``:
         5, or 2.5 for videos over two minutes, where the face branch's cost dominates)."""
-        if frame_rate is not None and not MIN_FRAME_RATE <= frame_rate <= MAX_FRAME_RATE:
-            raise ValueError(f"frame rate {frame_rate:g} is outside {MIN_FRAME_RATE:g}-{MAX_FRAME_RATE:g} frames per second")
+        if frame_rate is not None:
+            check_frame_rate(frame_rate)
         self.models = models or load_models()
         self.limits = limits
         self.detector = detector or FaceDetector()

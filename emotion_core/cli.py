@@ -88,12 +88,16 @@ def parse_span(text: str) -> tuple[float, float]:
 
 
 def frame_rate(text: str) -> float:
-    from .constants import MAX_FRAME_RATE, MIN_FRAME_RATE
+    from .media import check_frame_rate
 
-    value = float(text)
-    if not MIN_FRAME_RATE <= value <= MAX_FRAME_RATE:
-        raise argparse.ArgumentTypeError(f"choose {MIN_FRAME_RATE:g} to {MAX_FRAME_RATE:g} frames per second")
-    return value
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames per second") from None
+    try:
+        return check_frame_rate(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_frame_rate_argument(parser: argparse.ArgumentParser) -> None:

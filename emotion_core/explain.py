@@ -143,8 +143,8 @@ def predict_mels(model: LoadedModel, mels: np.ndarray, batch_size: int = 32, bas
                  fast: bool = False) -> np.ndarray:
     """(n, N_MELS, frames) spectrograms -> (n, 8) probabilities, in batches.
 
-    ``fast`` runs the network in bfloat16 where the CPU supports it natively (about 3x faster on
-    2 cores; probabilities within 0.01 of float32): used for LIME's many perturbed inputs.
+    ``fast`` runs the network in bfloat16 where the CPU supports it natively (1.7-3x faster on
+    2 cores, depending on the CPU; probabilities within 0.01 of float32): used for LIME's many perturbed inputs.
     """
     out = []
     dtype = fast_cpu_dtype() if fast else None

@@ -44,7 +44,7 @@ class FusionConfig:
 
     @classmethod
     def load(cls, weights_dir: str | Path) -> FusionConfig:
-        """``weights_dir/fusion.json`` when present (written by ``evaluate av --fit --install``), else the default."""
+        """``weights_dir/fusion.json`` when present (written by ``ravdess-av --fit --install``), else the default."""
         path = Path(weights_dir) / FUSION_FILE
         if not path.exists():
             return cls()

@@ -26,8 +26,10 @@ from .constants import (
     LONG_RECORDING_S,
     MAX_DURATION_S,
     MAX_FILE_MB,
+    MAX_FRAME_RATE,
     MAX_IMAGE_PIXELS,
     MEDIA_EXTENSIONS,
+    MIN_FRAME_RATE,
     SAMPLE_RATE,
     VIDEO_EXTENSIONS,
 )
@@ -190,6 +192,13 @@ def output_size(info: MediaInfo, max_side: int = DETECT_MAX_SIDE) -> tuple[int, 
     w = max(2, int(round(info.width * scale / 2)) * 2)
     h = max(2, int(round(info.height * scale / 2)) * 2)
     return w, h
+
+
+def check_frame_rate(fps: float) -> float:
+    """``fps`` if it lies within MIN_FRAME_RATE-MAX_FRAME_RATE, else ValueError with a human message."""
+    if not MIN_FRAME_RATE <= fps <= MAX_FRAME_RATE:
+        raise ValueError(f"frame rate {fps:g} is outside {MIN_FRAME_RATE:g}-{MAX_FRAME_RATE:g} frames per second")
+    return fps
 
 
 def frame_rate_for(duration: float | None, chosen: float | None = None) -> float:

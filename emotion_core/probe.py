@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .constants import EMOTIONS, SAMPLE_RATE
+from .datasets import RavdessItem
 from .whisper import WhisperEncoder, WhisperEncoderConfig
 
 log = logging.getLogger(__name__)
@@ -223,12 +224,12 @@ def recording_features(probe: VoiceProbe, audio: np.ndarray,
     return np.average(torch.stack(feats).numpy(), axis=0, weights=[a for *_, a in windows])
 
 
-def dataset_features(probe: VoiceProbe, paths: list[Path]) -> np.ndarray:
-    import librosa
+def dataset_features(probe: VoiceProbe, items: list[RavdessItem]) -> np.ndarray:
+    """One feature vector per RAVDESS clip (a clip with no detected voice uses all of it)."""
+    from .train_voice import load_waveforms
 
     out = []
-    for p in paths:
-        y, _ = librosa.load(p, sr=SAMPLE_RATE)
+    for (y,) in load_waveforms(items, (1.0,)):
         f = recording_features(probe, y)
         out.append(f if f is not None else recording_features(probe, y, [(0.0, len(y) / SAMPLE_RATE, 1.0)]))
     return np.stack(out)
@@ -335,7 +336,7 @@ def main(args: argparse.Namespace) -> int:
     names = [it.path.name for it in items]
     probe = build_probe(args.whisper)
     log.info("probe features for %d clips", len(items))
-    feats = dataset_features(probe, [it.path for it in items])
+    feats = dataset_features(probe, items)
     reports = Path(args.reports or REPORTS_DIR)
     oof_path = reports / "voice_oof.csv"
     p_ft = None

@@ -72,10 +72,8 @@ def analyze_upload(data: bytes, name: str, baseline_data: bytes | None = None, b
                    span: Span = None) -> AnalysisResult:
     """Analyse uploaded bytes (cached by content); the temporary copy is gone when this returns."""
     baseline = baseline_upload(baseline_data, baseline_name) if baseline_data else None
-    with _transient_copy(data, name) as path:
-        res = get_analyzer().analyze(path, keep_audio=True, display_name=name, baseline=baseline, baseline_span=span)
-    release_memory()
-    return res
+    with _transient_copy(data, name) as path:  # analyze hands its freed heap back itself
+        return get_analyzer().analyze(path, keep_audio=True, display_name=name, baseline=baseline, baseline_span=span)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
