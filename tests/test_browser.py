@@ -1,5 +1,6 @@
 """A real browser: start `streamlit run app.py`, upload a clip through the real uploader, wait for the
-result, check the label, heat map, LIME panel and tables are on the page, save a screenshot."""
+result, check the label, heat map, LIME panel and tables are on the page, save a screenshot. Then four
+browser sessions upload different files at the same time and each must see its own result."""
 
 import os
 import shutil
@@ -10,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MEDIA
+import soundfile as sf
+from conftest import MEDIA, SR, voiced_signal
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +25,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER_PID: dict[str, int] = {}
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def server_rss_mb(url: str) -> float:
+    status = Path(f"/proc/{SERVER_PID[url]}/status").read_text().splitlines()
+    return int(next(x for x in status if x.startswith("VmRSS")).split()[1]) / 1024
+
+
 @pytest.fixture(scope="module")
 def server() -> str:
     port = free_port()
@@ -30,6 +42,7 @@ def server() -> str:
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    SERVER_PID[url] = proc.pid
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -42,19 +55,22 @@ def server() -> str:
     proc.wait(timeout=20)
 
 
-def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:
+def chromium_path() -> str:
     chromium = shutil.which("chromium")
     if not chromium:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return chromium
+
+
+def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:
+    chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
     clip = MEDIA / "single_face_speech.mp4"
     if not clip.exists():
         clip = media_dir / "talking.mp4"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2200})
         page.goto(server, timeout=60_000)
         page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
@@ -72,3 +88,32 @@ def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:
         assert "Traceback" not in text
         browser.close()
     assert os.path.getsize(ARTIFACTS / "browser_result.png") > 20_000
+
+
+def test_four_sessions_at_once(server: str, media_dir: Path, tmp_path: Path, analyzer) -> None:
+    """Four browser sessions (separate contexts, so separate Streamlit sessions) upload four different
+    files within a second of each other; each page must show the label its own file gets alone, and
+    the server must stay inside Community Cloud's 2.7 GB."""
+    chromium = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    files = [media_dir / "talking.mp4", media_dir / "face.jpg", media_dir / "no_face.mp4"]
+    sf.write(tmp_path / "other_voice.wav", voiced_signal(3.0, f0=220, seed=9), SR)
+    files.append(tmp_path / "other_voice.wav")
+    expected = {f.name: analyzer.analyze(f).label for f in files}
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        pages = []
+        for _ in files:
+            page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+            page.goto(server, timeout=60_000)
+            page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+            pages.append(page)
+        for page, f in zip(pages, files, strict=True):
+            page.locator("input[type=file]").first.set_input_files(str(f))
+        for page, f in zip(pages, files, strict=True):
+            page.get_by_text("Per emotion").wait_for(timeout=300_000)
+            label = page.locator("[data-testid='stMetricValue']").first.inner_text().split()[-1]
+            assert label == expected[f.name], (f.name, label, expected[f.name])
+            assert "Traceback" not in page.inner_text("body")
+        browser.close()
+    assert server_rss_mb(server) < 2700
