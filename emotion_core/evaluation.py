@@ -58,3 +58,8 @@ def fit_temperature(nll_at: Callable[[float], float], grid: np.ndarray | None = 
 
 def nll(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1)).mean())
+
+
+def fold_accuracy(y_true: np.ndarray, probs: np.ndarray, folds: np.ndarray, fold_ids: Sequence[int]) -> list[float]:
+    """Accuracy of the arg-max prediction within each of ``fold_ids`` (``folds``: each row's fold)."""
+    return [float((probs[folds == f].argmax(1) == y_true[folds == f]).mean()) for f in fold_ids]

@@ -269,7 +269,7 @@ def geometric(p_ft: np.ndarray, p_probe: np.ndarray, weight: float = ENSEMBLE_WE
 def cross_validate(feats: np.ndarray, labels: np.ndarray, actors: np.ndarray, p_ft: np.ndarray | None) -> dict:
     """The 5-fold actor protocol for the probe, the ensemble and the baseline; out-of-fold tables."""
     from .datasets import ACTOR_FOLDS, fold_of
-    from .evaluation import ece, fit_temperature, nll, summarize
+    from .evaluation import ece, fit_temperature, fold_accuracy, nll, summarize
 
     folds = np.array([fold_of(int(a)) for a in actors])
     rel = baseline_relative(feats, labels, actors)
@@ -280,8 +280,7 @@ def cross_validate(feats: np.ndarray, labels: np.ndarray, actors: np.ndarray, p_
         p_base[te] = predict_proba(_classifier().fit(rel[tr], labels[tr]), rel[te])
 
     def per_fold(p: np.ndarray, mask: np.ndarray) -> list[float]:
-        return [float((p[mask & (folds == f)].argmax(1) == labels[mask & (folds == f)]).mean())
-                for f in range(len(ACTOR_FOLDS))]
+        return fold_accuracy(labels[mask], p[mask], folds[mask], range(len(ACTOR_FOLDS)))
 
     everything = np.ones(len(labels), bool)
     scored = ~np.isin(labels, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])

@@ -29,7 +29,7 @@ from torch import nn
 
 from .constants import EMOTIONS, HOP_LENGTH, SAMPLE_RATE, VOICE_WINDOW_S
 from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of
-from .evaluation import fit_temperature, nll, summarize
+from .evaluation import fit_temperature, fold_accuracy, nll, summarize
 from .features import log_mel_torch
 from .inference import VoiceWindow, pool_voice, predict_voice_windows
 from .models import VoiceConfig, VoiceNet
@@ -296,7 +296,7 @@ def main(args: argparse.Namespace) -> int:
         for f in run_folds:
             tr, te = folds != f, folds == f
             p_probe[te] = predict_proba(_classifier().fit(feats[tr], labels[tr]), feats[te])
-        accs = [float((p_probe[folds == f].argmax(1) == labels[folds == f]).mean()) for f in run_folds]
+        accs = fold_accuracy(labels, p_probe, folds, run_folds)
         ablation["frozen_probe"] = {"fold_accuracy": accs, "mean_accuracy": float(np.mean(accs)), "command": command,
                                     "what": "member 2 alone: frozen Whisper tiny.en, mean+std of all 5 hidden "
                                             "states, standardised, logistic regression (C=0.1)"}
@@ -310,9 +310,9 @@ def main(args: argparse.Namespace) -> int:
             net = train_net(MelCNN(), waves, labels, tr, cnn_cfg, device, f"cnn fold {f}")
             for i, ws in zip(te, predict_items(net, items, waves, te, speed1), strict=True):
                 cnn_pred[i] = pool_voice(ws)
-            log.info("cnn fold %d: accuracy %.3f", f, float((cnn_pred[te].argmax(1) == labels[te]).mean()))
+            log.info("cnn fold %d: accuracy %.3f", f, fold_accuracy(labels, cnn_pred, folds, [f])[0])
         m = np.isin(folds, run_folds)
-        accs = [float((cnn_pred[folds == f].argmax(1) == labels[folds == f]).mean()) for f in run_folds]
+        accs = fold_accuracy(labels, cnn_pred, folds, run_folds)
         summary = summarize(labels[m], cnn_pred[m], EMOTIONS)
         ablation["logmel_cnn_scratch"] = {
             "fold_accuracy": accs, "mean_accuracy": float(np.mean(accs)), "macro_f1": summary["macro_f1"],

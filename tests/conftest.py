@@ -93,6 +93,17 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def four_uploads(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Four different files for sessions analysed at the same time: face and voice, face only, voice
+    only (no face in the video), and a second voice."""
+    import soundfile as sf
+
+    other = tmp_path_factory.mktemp("uploads") / "other_voice.wav"
+    sf.write(other, voiced_signal(3.0, f0=220, seed=9), SR)
+    return [media_dir / "talking.mp4", media_dir / "face.jpg", media_dir / "no_face.mp4", other]
+
+
+@pytest.fixture(scope="session")
 def analyzer():
     from emotion_core.analysis import Analyzer
 

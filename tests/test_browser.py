@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-import soundfile as sf
-from conftest import MEDIA, SR, voiced_signal
+from conftest import MEDIA
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,15 +89,13 @@ def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:
     assert os.path.getsize(ARTIFACTS / "browser_result.png") > 20_000
 
 
-def test_four_sessions_at_once(server: str, media_dir: Path, tmp_path: Path, analyzer) -> None:
+def test_four_sessions_at_once(server: str, four_uploads: list[Path], analyzer) -> None:
     """Four browser sessions (separate contexts, so separate Streamlit sessions) upload four different
     files within a second of each other; each page must show the label its own file gets alone, and
     the server must stay inside Community Cloud's 2.7 GB."""
     chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
-    files = [media_dir / "talking.mp4", media_dir / "face.jpg", media_dir / "no_face.mp4"]
-    sf.write(tmp_path / "other_voice.wav", voiced_signal(3.0, f0=220, seed=9), SR)
-    files.append(tmp_path / "other_voice.wav")
+    files = four_uploads
     expected = {f.name: analyzer.analyze(f).label for f in files}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from conftest import SR, voiced_signal
 
 from emotion_core.explain import explain_voice, face_cams
 
@@ -34,10 +32,8 @@ def session_work(analyzer, path: Path) -> dict:
     return out
 
 
-def test_four_sessions_share_the_models(media_dir: Path, tmp_path: Path, analyzer) -> None:
-    files = [media_dir / "talking.mp4", media_dir / "face.jpg", media_dir / "no_face.mp4"]
-    sf.write(tmp_path / "other_voice.wav", voiced_signal(3.0, f0=220, seed=9), SR)
-    files.append(tmp_path / "other_voice.wav")
+def test_four_sessions_share_the_models(four_uploads: list[Path], analyzer) -> None:
+    files = four_uploads
     alone = {f.name: session_work(analyzer, f) for f in files}
     assert sum("cam" in r for r in alone.values()) >= 2 and sum("lime" in r for r in alone.values()) >= 3
 
