@@ -1,5 +1,25 @@
+"""``python -m emotion_core`` and the ``emotion-core`` script: one entry for both wings.
+
+The runtime commands (analyze, explain, batch) run from ``emotion_core.cli``; the training and
+evaluation commands are handed to ``emotion_core.training.cli``, imported only for them, so that
+the runtime never loads a trainer or scikit-learn.
+"""
+
+from __future__ import annotations
+
 import sys
 
-from .cli import main
+from . import cli
 
-sys.exit(main())
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in cli.TRAINING_COMMANDS:
+        from .training import cli as training_cli  # the training wing, only when asked for
+
+        return training_cli.main(argv)
+    return cli.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,13 +1,15 @@
 """One clip -> one typed result: decode, detect faces, run both models, fuse.
 
-``analyze_file`` is the single analysis path used by the command line, the app and the batch
-runner. Each result depends on its input alone.
+``Analyzer.analyze`` is the single analysis path used by the command line, the app and the batch
+runner. Each result depends on its input alone, and knows how to navigate itself (kept frames,
+the best frame of a moment, table rows), so that the pages and report writers only lay out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import warnings as _warnings
 from collections.abc import Callable, Iterable
@@ -17,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .constants import EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBFS
+from .baseline import VoiceBaseline, voice_baseline
+from .constants import EMOTIONS, FACE_EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBFS
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
-from .inference import VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
+from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
 from .media import Frame, Limits, MediaInfo, check_frame_rate, frame_rate_for, iter_frames, load_audio, load_image, probe
-from .probe import VoiceBaseline, voice_baseline
 from .registry import Models, load_models
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,18 @@ MAX_KEPT_CROPS = 120
 """Colour face crops kept per clip for display (Grad-CAM); the rest are dropped after use."""
 
 
+NO_ANSWER = "neither a face nor a voice could be analysed; no emotion is given."
+VOICE_STAGE = ("voice:", "baseline:", NO_ANSWER)
+"""Warnings that the voice stage writes (the start of each): re-reading the voice replaces them."""
+
+
 def probs_dict(p: np.ndarray) -> dict[str, float]:
     return {e: float(v) for e, v in zip(EMOTIONS, p, strict=True)}
+
+
+def prob_columns(p: np.ndarray | None, prefix: str = "") -> dict[str, float | None]:
+    """One table column per emotion (``{prefix}{emotion}``), None where the branch gave no answer."""
+    return {f"{prefix}{e}": (None if p is None else float(p[i])) for i, e in enumerate(EMOTIONS)}
 
 
 @dataclass
@@ -58,6 +70,11 @@ class FaceFrame:
     n_faces: int
     crop_rgb: np.ndarray | None = None
     face_input: np.ndarray | None = None
+
+    @property
+    def face_label(self) -> str:
+        """What the face model says here, among its seven classes."""
+        return FACE_EMOTIONS[int(np.argmax(self.probs[FACE_INDEX]))]
 
 
 @dataclass
@@ -124,6 +141,55 @@ class AnalysisResult:
     @property
     def label(self) -> str | None:
         return None if self.probs is None else EMOTIONS[int(np.argmax(self.probs))]
+
+    # -- navigation: what the pages and report writers show -----------------------------------
+    @property
+    def kept_frames(self) -> list[FaceFrame]:
+        """The face frames whose colour crop was kept for display (Grad-CAM), in time order."""
+        return [f for f in self.face.frames if f.crop_rgb is not None] if self.face else []
+
+    @property
+    def voice_windows(self) -> list[VoiceWindow]:
+        return self.voice.windows if self.voice else []
+
+    def best_frame(self, start: float | None = None, end: float | None = None) -> int | None:
+        """Index in ``kept_frames`` of the most confident kept frame between ``start`` and ``end``
+        (seconds, inclusive; the whole recording by default); None when no kept frame is there."""
+        kept = self.kept_frames
+        inside = [j for j, f in enumerate(kept) if (start is None or f.t >= start) and (end is None or f.t <= end)]
+        return max(inside, key=lambda j: kept[j].probs.max()) if inside else None
+
+    def moment_frames(self) -> list[int]:
+        """The most confident kept frame of each timeline window (each once; one for an image):
+        the frames worth explaining."""
+        picks = [self.best_frame(w.start, w.end) for w in self.timeline] if self.timeline else [self.best_frame()]
+        return sorted({j for j in picks if j is not None})
+
+    def voice_window_at(self, start: float) -> int | None:
+        """Index of the voice window that starts at ``start`` (a timeline window's start), if voiced."""
+        return next((j for j, v in enumerate(self.voice_windows) if abs(v.start - start) < 1e-3), None)
+
+    def main_voice_window(self) -> int | None:
+        """Index of the voice window with the most voiced speech: the one worth explaining."""
+        ws = self.voice_windows
+        return max(range(len(ws)), key=lambda j: (ws[j].end - ws[j].start) * ws[j].activity) if ws else None
+
+    def timeline_rows(self) -> list[dict[str, Any]]:
+        """One table row per timeline window: fused, face and voice probabilities side by side."""
+        rows = []
+        for w in self.timeline:
+            row = {"file": self.file, "start": w.start, "end": w.end, "label": w.label, "agreement": w.agreement,
+                   "face_frames": w.face_frames, "notes": "; ".join(w.notes)}
+            for prefix, p in (("", w.probs), ("face_", w.face), ("voice_", w.voice)):
+                row |= prob_columns(p, prefix)
+            rows.append(row)
+        return rows
+
+    def branch_rows(self) -> list[dict[str, Any]]:
+        """One table row per face frame and per voice window, with each branch's probabilities."""
+        rows = [{"modality": "face", "t": f.t, **prob_columns(f.probs)} for f in (self.face.frames if self.face else [])]
+        rows += [{"modality": "voice", "t": w.start, "end": w.end, **prob_columns(w.probs)} for w in self.voice_windows]
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """The command-line JSON contract (see README)."""
@@ -306,8 +372,35 @@ class Analyzer:
                                       fused.agreement, notes))
         return out
 
+    def with_baseline(self, res: AnalysisResult, baseline: VoiceBaseline | None = None,
+                      baseline_span: tuple[float, float] | None = None) -> AnalysisResult:
+        """``res`` with its voice read again relative to a personal baseline (or without one when
+        neither is given): only the voice branch, the timeline and the fusion run again, since the
+        face does not depend on the baseline. ``res`` must come from ``analyze(..., keep_audio=True)``.
+        Raises MediaError (a human message) when the baseline cannot serve."""
+        if res.error is not None:
+            raise ValueError("a failed analysis has no voice to read again")
+        if res.audio is None:
+            if res.voice is not None:
+                raise ValueError("analyse with keep_audio=True to read the voice again")
+            raise MediaError(f"baseline: {Path(res.file).name} has no voice to read relative to a baseline.")
+        out = dataclasses.replace(res, warnings=[w for w in res.warnings if not w.startswith(VOICE_STAGE)],
+                                  baseline=baseline, voice=None, timeline=[], probs=None, agreement=None, weights={})
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            self._listen(out, res.audio, baseline_span)
+        return out
+
     def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool,
              progress: Callable[[float], None] | None = None, span: tuple[float, float] | None = None) -> None:
+        audio = self._see(info, res, crop_is_face, progress)
+        self._listen(res, audio, span)
+        if keep_audio:
+            res.audio = audio
+
+    def _see(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool,
+             progress: Callable[[float], None] | None = None) -> np.ndarray | None:
+        """Decode the input and run the face branch; returns the audio (None for an image or no track)."""
         if info.kind == "image":
             img = load_image(info)
             if crop_is_face:
@@ -318,19 +411,22 @@ class Analyzer:
             else:
                 observations = [(0.0, o) for _, o in self.detector.track([Frame(0.0, img)])]
             res.face = self.face_branch(observations, res.warnings)
-            audio = None
-        else:
-            audio = load_audio(info)
-            if info.has_video:
-                fps = frame_rate_for(info.duration, self.frame_rate)
-                observations = ((fr.t, o) for fr, o in self.detector.track(iter_frames(info, fps)))
-                res.face = self.face_branch(observations, res.warnings, float(info.duration or 0), progress)
-                if res.face is not None:
-                    res.face.frame_rate = fps
-                if res.face is None and not any(w.startswith("face:") for w in res.warnings):
-                    raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
-            elif audio is None:
-                raise MediaError(f"{info.path.name}: the audio could not be decoded.")
+            return None
+        audio = load_audio(info)
+        if info.has_video:
+            fps = frame_rate_for(info.duration, self.frame_rate)
+            observations = ((fr.t, o) for fr, o in self.detector.track(iter_frames(info, fps)))
+            res.face = self.face_branch(observations, res.warnings, float(info.duration or 0), progress)
+            if res.face is not None:
+                res.face.frame_rate = fps
+            if res.face is None and not any(w.startswith("face:") for w in res.warnings):
+                raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
+        elif audio is None:
+            raise MediaError(f"{info.path.name}: the audio could not be decoded.")
+        return audio
+
+    def _listen(self, res: AnalysisResult, audio: np.ndarray | None, span: tuple[float, float] | None) -> None:
+        """The voice stage: the baseline from a stretch (if asked), the voice branch, the timeline, fusion."""
         if span is not None:
             s, e = span
             if audio is None or not 0 <= s < e:
@@ -338,18 +434,16 @@ class Analyzer:
                                  "and an end after its start.")
             res.baseline = voice_baseline(self.models.voice.model, audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)],
                                           f"{Path(res.file).name} {s:g}-{e:g} s")
-        grid = window_grid(float(info.duration or 0.0)) if info.kind != "image" else None
+        grid = window_grid(float(res.duration or 0.0)) if res.kind != "image" else None
         if res.baseline is not None and res.baseline.warning:
             res.warnings.append(res.baseline.warning)
         release_memory()
-        res.voice = self.voice_branch(audio, res.warnings, info.kind, grid, res.baseline)
+        res.voice = self.voice_branch(audio, res.warnings, res.kind, grid, res.baseline)
         release_memory()
         if grid:
             res.timeline = self.timeline(grid, res.face, res.voice, self.models.fusion.voice_prior)
-        if keep_audio:
-            res.audio = audio
         if res.face is None and res.voice is None:
-            res.warnings.append("neither a face nor a voice could be analysed; no emotion is given.")
+            res.warnings.append(NO_ANSWER)
             return
         fused = fuse(None if res.face is None else res.face.probs, None if res.voice is None else res.voice.probs,
                      0 if res.face is None else res.face.frames_used,

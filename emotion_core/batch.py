@@ -35,7 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .constants import EMOTIONS
+import torch
+
+from .analysis import Analyzer, prob_columns
+from .media import Limits, expand_inputs
+from .options import add_frame_rate_argument, parse_span
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +86,10 @@ def job_for(path: Path) -> Job:
 # -- one recording --------------------------------------------------------------------------
 def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dict[str, Any]:
     """Analyse one recording into a part: never raises for a bad file (the part holds the error)."""
-    from .cli import timeline_rows
-
     t0 = time.perf_counter()
     res = analyzer.analyze(job.path, baseline_span=settings.baseline_span)
     elapsed = time.perf_counter() - t0
-    windows = timeline_rows(res)
+    windows = res.timeline_rows()
     disagree = [w["agreement"] == "disagree" for w in windows if w["agreement"] is not None]
     summary: dict[str, Any] = {
         "file": job.path, "status": "error" if res.error else "ok", "error": res.error, "kind": res.kind,
@@ -99,7 +101,7 @@ def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dic
         "warnings": "; ".join(res.warnings), "processing_s": elapsed, "size": job.size, "mtime_ns": job.mtime_ns,
     }
     for prefix, p in (("", res.probs), ("face_", res.face and res.face.probs), ("voice_", res.voice and res.voice.probs)):
-        summary |= {f"{prefix}{e}": None if p is None else float(p[i]) for i, e in enumerate(EMOTIONS)}
+        summary |= prob_columns(p, prefix)
     return {"key": job.key, "summary": summary, "windows": windows}
 
 
@@ -110,11 +112,6 @@ _WORKER_SETTINGS = Settings()
 def _init_worker(threads: int, settings: Settings) -> None:
     """Load the models once per worker process."""
     global _WORKER_ANALYZER, _WORKER_SETTINGS
-    import torch
-
-    from .analysis import Analyzer
-    from .media import Limits
-
     torch.set_num_threads(threads)
     _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=settings.max_mb, max_duration_s=settings.max_duration_s),
                                 frame_rate=settings.frame_rate)
@@ -264,8 +261,6 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
     """Analyse every recording under ``inputs`` into ``out``; returns counts and timings."""
     from tqdm import tqdm
 
-    from .cli import expand_inputs
-
     store = ResultStore(out)
     paths = expand_inputs([str(p) for p in inputs])
     jobs, missing = [], []
@@ -310,8 +305,6 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .cli import parse_span
-
     try:
         span = parse_span(args.baseline_span) if args.baseline_span else None
     except ValueError as e:
@@ -324,8 +317,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    from .cli import add_frame_rate_argument
-
     b = sub.add_parser("batch", help="analyse folders of recordings into Parquet tables (resumable)")
     b.add_argument("inputs", nargs="+", help="files or folders (every media file under a folder)")
     b.add_argument("--out", required=True, help="results folder (re-using it resumes)")

@@ -21,7 +21,7 @@ from PIL import Image
 
 from .constants import EMOTIONS, FACE_EMOTIONS, N_MELS, SAMPLE_RATE
 from .features import log_mel
-from .inference import mel_batch, model_lock, voice_logits
+from .inference import mel_batch, model_lock, predict_faces, voice_logits
 from .registry import LoadedModel
 
 # ---------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end
                   batch_size: int = 32, baseline: np.ndarray | None = None, fast: bool = True) -> VoiceExplanation:
     """LIME over one voice window of ``audio``; ``targets`` default to the predicted emotion.
 
-    ``baseline``: explain the model as it ran with the person's baseline (see ``probe``)."""
+    ``baseline``: explain the model as it ran with the person's baseline (see ``baseline``)."""
     from lime.lime_base import LimeBase
     from sklearn.metrics import pairwise_distances
 
@@ -216,8 +216,6 @@ def face_deletion(model: LoadedModel, faces: np.ndarray, cams: np.ndarray, targe
         out = faces.reshape(n, -1).copy()
         np.put_along_axis(out, idx, np.take_along_axis(blurred.reshape(n, -1), idx, 1), 1)
         return out.reshape(faces.shape)
-
-    from .inference import predict_faces
 
     cols = np.array([EMOTIONS.index(t) for t in targets])
 

@@ -17,7 +17,7 @@ from .constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
 from .features import log_mel, voice_windows
 from .registry import LoadedModel
 
-_FACE_IDX = np.array([EMOTIONS.index(e) for e in FACE_EMOTIONS])
+FACE_INDEX = np.array([EMOTIONS.index(e) for e in FACE_EMOTIONS])
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
@@ -35,7 +35,7 @@ def model_lock(net: torch.nn.Module) -> threading.RLock:
 def face_to_8(p7: np.ndarray) -> np.ndarray:
     """(..., 7) face probabilities -> (..., 8) with calm = 0."""
     p8 = np.zeros(p7.shape[:-1] + (len(EMOTIONS),), dtype=np.float64)
-    p8[..., _FACE_IDX] = p7
+    p8[..., FACE_INDEX] = p7
     return p8
 
 
@@ -78,7 +78,7 @@ def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[t
                           ) -> list[VoiceWindow]:
     """Voice probabilities for each voiced window of ``audio`` (16 kHz mono).
 
-    ``baseline``: the person's baseline features (``probe.voice_baseline``), or None for the plain path.
+    ``baseline``: the person's baseline features (``baseline.voice_baseline``), or None for the plain path.
     """
     windows = voice_windows(audio) if windows is None else windows
     out: list[VoiceWindow] = []
@@ -135,7 +135,7 @@ def pool_faces(probs: np.ndarray, det_probs: np.ndarray) -> np.ndarray:
     entropy over the 7 face classes), so a blurred or side-on frame, whose prediction is flat,
     weighs little instead of dragging the average.
     """
-    p7 = np.clip(probs[:, _FACE_IDX], 1e-9, 1)
-    ent = -(p7 * np.log(p7)).sum(1) / np.log(len(_FACE_IDX))
+    p7 = np.clip(probs[:, FACE_INDEX], 1e-9, 1)
+    ent = -(p7 * np.log(p7)).sum(1) / np.log(len(FACE_INDEX))
     w = det_probs**2 * np.clip(1 - ent, 0.05, 1)
     return (w[:, None] * probs).sum(0) / w.sum()

@@ -73,6 +73,17 @@ def is_media_file(path: Path) -> bool:
     return path.suffix.lower() in MEDIA_EXTENSIONS
 
 
+def expand_inputs(paths: list[str]) -> list[Path]:
+    """Files as given, directories replaced by every media file under them (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and is_media_file(f))
+        else:
+            out.append(p)
+    return out
+
+
 def probe(path: str | Path, limits: Limits = Limits()) -> MediaInfo:
     """Check that ``path`` is a readable media file within ``limits``; raise MediaError if not."""
     path = Path(path)

@@ -21,7 +21,7 @@ from torch import nn
 
 from .fusion import FusionConfig
 from .models import MODEL_CLASSES, config_dict
-from .probe import ProbeConfig, VoiceEnsemble, VoiceProbe
+from .voice_ensemble import ProbeConfig, VoiceEnsemble, VoiceProbe
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,7 @@ def randomised(lm: LoadedModel, seed: int = 0) -> LoadedModel:
     model-randomisation sanity check (an explanation that survives it explains the input, not the model)."""
     torch.manual_seed(seed)
     m = lm.model
-    if isinstance(m, VoiceEnsemble):
-        net: nn.Module = VoiceEnsemble(type(m.finetuned)(m.finetuned.cfg), VoiceProbe(m.probe.cfg),
-                                       m.finetuned_temperature, m.weight)
-    else:
-        net = type(m)(m.cfg)
+    net = m.randomised() if isinstance(m, VoiceEnsemble) else type(m)(m.cfg)
     return LoadedModel(lm.kind, net.eval())
 
 

@@ -1,37 +1,58 @@
-"""What the pages share: the cached models, the cached analysis of an upload, small layout helpers.
+"""What the pages share: the cached models, the cached analyses of an upload, its explanations.
 
 Uploads are analysed from a temporary file in memory-backed storage (/dev/shm where available)
 that is deleted as soon as the analysis returns; results live only in the bounded in-memory
-cache below and in the session.
+caches below and in the session.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from emotion_core.analysis import AnalysisResult, Analyzer, release_memory
-from emotion_core.constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
-from emotion_core.explain import BAND_EDGES, BAND_NAMES, VoiceExplanation, explain_voice, face_cams, overlay
-from emotion_core.probe import VoiceBaseline
+from emotion_core.baseline import VoiceBaseline
+from emotion_core.constants import (
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    MAX_DURATION_S,
+    MAX_FILE_MB,
+    SAMPLE_RATE,
+    VIDEO_EXTENSIONS,
+)
+from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
 LIMITS_TEXT = (f"Files up to {MAX_FILE_MB:.0f} MB and {MAX_DURATION_S / 60:.0f} minutes; frames are "
                "downscaled to 640 pixels before face detection.")
-AUDIO_VIDEO_TYPES = ["mp4", "mov", "avi", "mkv", "webm", "m4v", "wav", "flac", "mp3", "m4a", "ogg"]
-IMAGE_TYPES = ["jpg", "jpeg", "png"]
-EMOJI = {"neutral": "😐", "calm": "😌", "happy": "😊", "sad": "😢", "angry": "😠", "fearful": "😨",
-         "disgust": "🤢", "surprised": "😮"}
+AUDIO_VIDEO_TYPES = sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS | AUDIO_EXTENSIONS)
+IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded (or recorded) file: what an analysis is cached by."""
+
+    data: bytes
+    name: str
+
+
+@dataclass(frozen=True)
+class BaselineChoice:
+    """The person's baseline: a separate recording, or a stretch (seconds) of the upload itself."""
+
+    recording: Upload | None = None
+    span: tuple[float, float] | None = None
 
 
 @st.cache_resource(show_spinner="Loading the models (first visit only)…")
@@ -44,89 +65,65 @@ def _tmp_dir() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
-Span = tuple[float, float] | None
-Upload = tuple[bytes, str, bytes | None, str, Span]
-"""What one analysis is cached by: the upload's bytes and name, and its baseline (a separate
-recording's bytes and name, or a stretch of the upload itself, in seconds), if any."""
-
-
 @contextmanager
-def _transient_copy(data: bytes, name: str) -> Iterator[Path]:
+def _transient_copy(up: Upload) -> Iterator[Path]:
     """The bytes as a file in memory-backed storage, deleted on exit (the decoders need a path)."""
-    safe = re.sub(r"[^\w.\- ]", "_", Path(name).name)[-120:] or "upload.bin"
+    safe = re.sub(r"[^\w.\- ]", "_", Path(up.name).name)[-120:] or "upload.bin"
     with tempfile.TemporaryDirectory(prefix="emotion-", dir=_tmp_dir()) as d:
         path = Path(d) / safe
-        path.write_bytes(data)
+        path.write_bytes(up.data)
         yield path
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def baseline_upload(data: bytes, name: str) -> VoiceBaseline:
-    """A person's voice baseline from an uploaded recording; MediaError (a human message) if unusable."""
-    with _transient_copy(data, name) as path:
-        return get_analyzer().load_baseline(path, [name])
+def analyze_upload(up: Upload) -> AnalysisResult:
+    """Analyse an upload (cached by content); the temporary copy is gone when this returns."""
+    with _transient_copy(up) as path:  # analyze hands its freed heap back itself
+        return get_analyzer().analyze(path, keep_audio=True, display_name=up.name)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def analyze_upload(data: bytes, name: str, baseline_data: bytes | None = None, baseline_name: str = "",
-                   span: Span = None) -> AnalysisResult:
-    """Analyse uploaded bytes (cached by content); the temporary copy is gone when this returns."""
-    baseline = baseline_upload(baseline_data, baseline_name) if baseline_data else None
-    with _transient_copy(data, name) as path:  # analyze hands its freed heap back itself
-        return get_analyzer().analyze(path, keep_audio=True, display_name=name, baseline=baseline, baseline_span=span)
+def baseline_recording(up: Upload) -> VoiceBaseline:
+    """A person's voice baseline from an uploaded recording; MediaError (a human message) if unusable."""
+    with _transient_copy(up) as path:
+        return get_analyzer().load_baseline(path, [up.name])
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def with_baseline(up: Upload, choice: BaselineChoice) -> AnalysisResult:
+    """The upload's analysis with the voice read relative to the baseline: only the voice branch and
+    the fusion run again. MediaError (a human message) when the baseline cannot serve."""
+    baseline = baseline_recording(choice.recording) if choice.recording else None
+    return get_analyzer().with_baseline(analyze_upload(up), baseline, choice.span)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def face_overlay(up: Upload, frame_index: int, target: str, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(overlay image, cam) for one kept face frame of an analysed upload."""
-    res = analyze_upload(*up)
-    fr = [f for f in res.face.frames if f.crop_rgb is not None][frame_index]
-    cam = face_cams(get_analyzer().models.face, fr.face_input[None], [target], method)[0]
-    return overlay(fr.crop_rgb, cam), cam
+def face_overlay(crop_rgb: np.ndarray, face_input: np.ndarray, target: str, method: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(overlay image, cam) for one face crop and its model input."""
+    cam = face_cams(get_analyzer().models.face, face_input[None], [target], method)[0]
+    return overlay(crop_rgb, cam), cam
 
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
-def voice_lime(up: Upload, window_index: int, targets: tuple[str, ...], n_samples: int) -> VoiceExplanation:
-    """LIME for one voice window, explaining the model as it ran (with the baseline, if one was given)."""
-    res = analyze_upload(*up)
-    w = res.voice.windows[window_index]
-    ex = explain_voice(get_analyzer().models.voice, res.audio, w.start, w.end, list(targets) or None, n_samples,
-                       baseline=None if res.baseline is None else res.baseline.features)
+def voice_lime(audio: np.ndarray, start: float, targets: tuple[str, ...], n_samples: int,
+               baseline: np.ndarray | None = None) -> VoiceExplanation:
+    """LIME for one voice window (``audio`` holds its samples, ``start`` its time in the recording),
+    explaining the model as it ran: with the person's baseline features, if one was given."""
+    ex = explain_voice(get_analyzer().models.voice, audio, 0.0, None, list(targets) or None, n_samples,
+                       baseline=baseline)
     release_memory()
-    return ex
+    return dataclasses.replace(ex, start=start, end=start + len(audio) / SAMPLE_RATE)
 
 
-def lime_figure(ex: VoiceExplanation, emotion: str) -> go.Figure:
-    """The log-mel in grey with the LIME weights of ``emotion`` over it (red raises, blue lowers)."""
-    heat = ex.heatmap(emotion)
-    lim = float(np.abs(heat).max()) or 1.0
-    t_axis = ex.start + np.arange(ex.mel.shape[1]) / 100
-    fig = go.Figure()
-    fig.add_heatmap(z=ex.mel, x=t_axis, colorscale="Greys", showscale=False)
-    fig.add_heatmap(z=heat, x=t_axis, colorscale="RdBu_r", zmin=-lim, zmax=lim, opacity=0.55, colorbar={"title": "LIME"})
-    fig.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="seconds",
-                      yaxis={"title": "mel band", "tickvals": list(BAND_EDGES[:-1]), "ticktext": list(BAND_NAMES)})
-    return fig
-
-
-def probability_table(res: AnalysisResult) -> pd.DataFrame:
-    cols = {"Face": None if res.face is None else res.face.probs,
-            "Voice": None if res.voice is None else res.voice.probs,
-            "Fusion": res.probs}
-    df = pd.DataFrame({"Emotion": [f"{EMOJI[e]} {e}" for e in EMOTIONS]})
-    for k, v in cols.items():
-        df[k] = np.asarray(v, dtype=float) if v is not None else np.nan
-    return df
-
-
-def progress_columns(columns: list[str]) -> dict:
-    return {c: st.column_config.ProgressColumn(c, min_value=0.0, max_value=1.0, format="percent") for c in columns}
+def window_audio(res: AnalysisResult, index: int) -> tuple[np.ndarray, float]:
+    """The samples of voice window ``index`` of an analysis, and its start time."""
+    w = res.voice_windows[index]
+    return res.audio[int(w.start * SAMPLE_RATE): int(w.end * SAMPLE_RATE)], w.start
 
 
 def clear_results() -> None:
-    analyze_upload.clear()
-    baseline_upload.clear()
-    face_overlay.clear()
-    voice_lime.clear()
+    for cached in (analyze_upload, baseline_recording, with_baseline, face_overlay, voice_lime):
+        cached.clear()
     for k in list(st.session_state):
         del st.session_state[k]

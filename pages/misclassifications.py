@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+from PIL import Image
 
-from emotion_core.constants import EMOTIONS
-from emotion_core.evaluation import summarize
+from emotion_core.constants import EMOTIONS, FACE_DISPLAY_SIZE, FER_TO_EMOTION, SAMPLE_RATE
 from emotion_core.explain import explain_voice, face_cams, overlay
+from emotion_core.faces import face_input_from_crop
+from emotion_core.metrics import summarize
 from emotion_core.registry import REPORTS_DIR
-from pages.common import DATA_DIR, get_analyzer, lime_figure, progress_columns
+from pages.common import DATA_DIR, get_analyzer
+from pages.widgets import lime_figure, progress_columns
 
 SOURCES = {
     "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_ensemble_oof.csv",
@@ -23,26 +27,21 @@ SOURCES = {
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def face_error_cam(path: str, target: str) -> np.ndarray:
-    from PIL import Image
-
-    face = np.asarray(Image.open(path).convert("L").resize((48, 48)), dtype=np.float32) / 255
-    cam = face_cams(get_analyzer().models.face, face[None], [target])[0]
-    rgb = np.asarray(Image.open(path).convert("RGB").resize((160, 160)))
-    return overlay(rgb, cam)
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    cam = face_cams(get_analyzer().models.face, face_input_from_crop(rgb)[None], [target])[0]
+    return overlay(np.asarray(Image.fromarray(rgb).resize((FACE_DISPLAY_SIZE, FACE_DISPLAY_SIZE))), cam)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def voice_error_lime(path: str, target: str):
-    import librosa
-
-    y, _ = librosa.load(path, sr=16000)
+    y, _ = librosa.load(path, sr=SAMPLE_RATE)
     return explain_voice(get_analyzer().models.voice, y, targets=[target], n_samples=200)
 
 
 @st.cache_data
 def load(name: str) -> pd.DataFrame:
     df = pd.read_csv(REPORTS_DIR / name)
-    df["true"] = df["true"].replace({"fear": "fearful", "surprise": "surprised"})
+    df["true"] = df["true"].replace(FER_TO_EMOTION)
     df["confidence"] = df[list(EMOTIONS)].max(axis=1)
     return df
 

@@ -140,7 +140,7 @@ def test_ray_output_equals_local_output(local_run: tuple[Path, dict], study: Pat
 
 def test_baseline_span_reads_each_recording_against_its_own_start(media_dir: Path, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from emotion_core.cli import main
+    from emotion_core.__main__ import main
 
     src = tmp_path / "in"
     src.mkdir()

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS, FER_CLASSES
-from emotion_core.datasets import ACTOR_FOLDS, find_ravdess, fold_of, load_fer, parse_ravdess_name, stratified_holdout
+from emotion_core.training.datasets import ACTOR_FOLDS, find_ravdess, fold_of, load_fer, parse_ravdess_name, stratified_holdout
 
 
 def test_parse_ravdess_name() -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from emotion_core.constants import EMOTIONS
-from emotion_core.evaluate_fusion import pseudo_paired
+from emotion_core.training.evaluate_fusion import pseudo_paired
 
 
 def test_pseudo_paired_pairs_same_class_faces(tmp_path: Path) -> None:

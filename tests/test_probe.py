@@ -11,12 +11,14 @@ import soundfile as sf
 import torch
 from conftest import SR, voiced_signal
 
-from emotion_core.cli import main
+from emotion_core.__main__ import main
+from emotion_core.baseline import VoiceBaseline
 from emotion_core.errors import MediaError
 from emotion_core.features import log_mel
 from emotion_core.inference import mel_batch
-from emotion_core.probe import ProbeConfig, VoiceBaseline, VoiceEnsemble, VoiceProbe, _classifier, cross_validate
 from emotion_core.registry import load_checkpoint, save_checkpoint
+from emotion_core.training.train_probe import cross_validate, head_from_sklearn, make_classifier
+from emotion_core.voice_ensemble import ProbeConfig, VoiceEnsemble, VoiceProbe
 from emotion_core.whisper import WhisperEncoderConfig
 
 
@@ -75,8 +77,8 @@ def test_heads_equal_scikit_learn_and_survive_the_checkpoint(tmp_path: Path) -> 
     rng = np.random.default_rng(0)
     x = rng.normal(3, 0.05, (64, probe.cfg.n_features))  # large mean, small spread: fp16 would hurt
     y = np.arange(64) % 8
-    clf = _classifier().fit(x, y)
-    probe.head.load_sklearn(clf)
+    clf = make_classifier().fit(x, y)
+    head_from_sklearn(probe.head, clf)
     save_checkpoint(tmp_path / "voice_probe.pt", "voice_probe", probe, {"ensemble_weight": 0.5},
                     keep_fp32=("head.", "baseline_head."))
     loaded, meta = load_checkpoint(tmp_path / "voice_probe.pt")

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from conftest import face_frame, voiced_signal, write_video
 
-from emotion_core.cli import main
+from emotion_core.__main__ import main
 from emotion_core.constants import EMOTIONS
-from emotion_core.datasets import parse_ravdess_name
 from emotion_core.fusion import VOICE_PRIOR, FusionConfig, fuse
-from emotion_core.ravdess_av import ClipTable, audio_twin, av_clips, evaluate_table, fit_prior
+from emotion_core.training.datasets import parse_ravdess_name
+from emotion_core.training.ravdess_av import ClipTable, audio_twin, av_clips, evaluate_table, fit_prior
 
 ROOT = Path(__file__).resolve().parent.parent
 

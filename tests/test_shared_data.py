@@ -67,9 +67,9 @@ def test_text_renamed_mp4_exit_2(tmp_path: Path) -> None:
 
 def test_crop_is_face_equals_training_pipeline() -> None:
     """FER crops analysed with --crop-is-face get what the evaluation path gives them."""
-    from emotion_core.datasets import load_fer
     from emotion_core.inference import predict_faces
     from emotion_core.registry import load_model
+    from emotion_core.training.datasets import load_fer
 
     files = sorted((SHARED / "fer2013" / "test" / "happy").glob("PrivateTest_*.jpg"))[:3]
     _, lines = analyze(*files, extra=("--crop-is-face",))
@@ -81,9 +81,9 @@ def test_crop_is_face_equals_training_pipeline() -> None:
 
 
 def test_face_model_on_a_private_test_sample() -> None:
-    from emotion_core.datasets import load_fer
     from emotion_core.inference import predict_faces
     from emotion_core.registry import load_model
+    from emotion_core.training.datasets import load_fer
 
     fer = load_fer(SHARED / "fer2013", "private")
     idx = np.random.default_rng(0).choice(len(fer.files), 600, replace=False)
@@ -105,7 +105,7 @@ def test_committed_evaluations_are_consistent() -> None:
 
 
 def test_crop_study_runs_the_inference_crop_on_fer_faces() -> None:
-    from emotion_core.train_face import crop_study
+    from emotion_core.training.train_face import crop_study
 
     res = crop_study(SHARED / "fer2013", "public", margins=(0.0, 0.25), limit=40)
     assert res["n"] == 40 and 30 <= res["detected"] <= 40

@@ -10,7 +10,7 @@ import soundfile as sf
 from conftest import voiced_signal
 from test_datasets import make_fer
 
-from emotion_core.cli import main
+from emotion_core.__main__ import main
 from emotion_core.registry import load_checkpoint
 
 pytestmark = pytest.mark.slow
@@ -69,12 +69,16 @@ def test_tiny_face_training(tmp_path: Path) -> None:
     make_fer(tmp_path / "fer", per_class=4)
     out = tmp_path / "out"
     rc = main(["train", "face", "--data", str(tmp_path / "fer"), "--out", str(out), "--weights", str(out / "w"),
-               "--reports", str(out / "rep"), "--epochs", "1", "--quick", "--device", "cpu"])
+               "--reports", str(out / "rep"), "--epochs", "1", "--quick", "--device", "cpu",
+               "--set", "lr=0.002", "--set", "dropout=0.1"])
     assert rc == 0
-    _model, meta = load_checkpoint(out / "w" / "face.pt")
+    model, meta = load_checkpoint(out / "w" / "face.pt")
     res = json.loads((out / "face_quick.json").read_text())
     assert res["private"]["n"] == 28 and 0 <= res["private"]["accuracy"] <= 1
     assert meta["temperature"] > 0
+    assert meta["train_config"]["lr"] == 0.002 and model.cfg.dropout == 0.1, "--set reaches the face trainer"
+    with pytest.raises(SystemExit, match="unknown setting"):
+        main(["train", "face", "--data", str(tmp_path / "fer"), "--out", str(out), "--set", "lr_encoder=1e-4"])
 
 
 def test_face_training_resumes_where_it_stopped(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import EMOTIONS, FACE_EMOTIONS, FER_CLASSES, FER_TO_EMOTION
+from ..constants import EMOTIONS, FACE_EMOTIONS, FER_CLASSES, FER_TO_EMOTION, SAMPLE_RATE
 
 ACTOR_FOLDS: tuple[tuple[int, ...], ...] = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16),
                                             (17, 18, 19, 20))
@@ -109,3 +109,16 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
         hold.append(idx[: int(round(len(idx) * fraction))])
     held = np.sort(np.concatenate(hold))
     return np.setdiff1d(np.arange(len(labels)), held), held
+
+
+def load_waveforms(items: list[RavdessItem], speeds: tuple[float, ...]) -> list[list[np.ndarray]]:
+    """Per item, one 16 kHz waveform per speed factor (speed < 1 = slower and lower)."""
+    import librosa
+    from joblib import Parallel, delayed
+
+    def one(path: Path) -> list[np.ndarray]:
+        y, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
+        return [y if s == 1.0 else librosa.resample(y, orig_sr=SAMPLE_RATE, target_sr=int(round(SAMPLE_RATE / s)))
+                for s in speeds]
+
+    return Parallel(n_jobs=-1, prefer="processes")(delayed(one)(it.path) for it in items)

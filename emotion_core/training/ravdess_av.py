@@ -38,9 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from .constants import EMOTIONS
+from ..analysis import Analyzer
+from ..batch import run_batch
+from ..constants import EMOTIONS, SAMPLE_RATE
+from ..fusion import VOICE_PRIOR, FusionConfig, fuse
+from ..registry import REPORTS_DIR, WEIGHTS_DIR
 from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of
-from .fusion import VOICE_PRIOR, FusionConfig, fuse
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +180,6 @@ def export_extracted(items: list[RavdessItem], out: Path) -> None:
     """The extracted audio (16 kHz wav) and face crops (48x48 uint8 npz) of every clip."""
     import soundfile as sf
 
-    from .analysis import Analyzer
-    from .constants import SAMPLE_RATE
 
     analyzer = Analyzer()
     (out / "audio").mkdir(parents=True, exist_ok=True)
@@ -201,9 +202,6 @@ def run(data: str | Path, out: str | Path, fit: bool = False, install: bool = Fa
         export: str | Path | None = None, oof_path: Path | None = None, weights_dir: Path | None = None
         ) -> dict[str, Any]:
     import pandas as pd
-
-    from .batch import run_batch
-    from .registry import REPORTS_DIR, WEIGHTS_DIR
 
     out = Path(out)
     items = av_clips(data)

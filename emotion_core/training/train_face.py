@@ -24,15 +24,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .constants import EMOTIONS, FACE_EMOTIONS
+from ..constants import EMOTIONS, FACE_EMOTIONS
+from ..faces import FaceDetector, crop_face, face_input_from_crop
+from ..inference import FACE_INDEX, predict_faces
+from ..metrics import fit_temperature, nll, summarize
+from ..models import FaceConfig, FaceNet
+from ..options import parse_overrides
+from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
 from .datasets import FerSplit, load_fer, stratified_holdout
-from .evaluation import fit_temperature, nll, summarize
-from .inference import predict_faces
-from .models import FaceConfig, FaceNet
-from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
 
 log = logging.getLogger(__name__)
-_FACE_IDX = [EMOTIONS.index(e) for e in FACE_EMOTIONS]
 
 
 @dataclass
@@ -146,7 +147,7 @@ def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, 
         rec = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "seconds": round(time.time() - t0, 1)}
         if select_on is not None:
             p = evaluate_split(net, select_on)
-            rec["public_accuracy"] = float((p[:, _FACE_IDX].argmax(1) == select_on.labels).mean())
+            rec["public_accuracy"] = float((p[:, FACE_INDEX].argmax(1) == select_on.labels).mean())
             if rec["public_accuracy"] > best:
                 best = rec["public_accuracy"]
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -164,7 +165,8 @@ def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, 
 def main(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)
-    cfg = FaceTrainConfig(seed=args.seed)
+    train_over, model_over = parse_overrides(getattr(args, "set", None), FaceTrainConfig, FaceConfig)
+    cfg = FaceTrainConfig(**{"seed": args.seed, **train_over})
     if args.epochs:
         cfg.epochs = args.epochs
     if args.quick:
@@ -183,8 +185,9 @@ def main(args: argparse.Namespace) -> int:
     val = FerSplit(full.images[val_idx], full.labels[val_idx], [full.files[i] for i in val_idx])
 
     results: dict = {"protocol": "train on FER2013 train minus a 10% stratified validation part; "
-                     "epoch selected on PublicTest; PrivateTest scored once", "train_config": asdict(cfg)}
-    net = FaceNet(FaceConfig()).load_imagenet()
+                     "epoch selected on PublicTest; PrivateTest scored once", "train_config": asdict(cfg),
+                     "model_config": model_over}
+    net = FaceNet(FaceConfig(**model_over)).load_imagenet()
     x = to_tensor(full.images[tr_idx], device)
     y = torch.from_numpy(full.labels[tr_idx]).to(device)
     net, history, finished = train(net, x, y, cfg, device, public, out / "face_train_state.pt",
@@ -194,19 +197,19 @@ def main(args: argparse.Namespace) -> int:
         log.info("stopped after epoch %d of %d; continue with --resume", len(history), cfg.epochs)
         return 0
 
-    p_pub_raw = evaluate_split(net, public)[:, _FACE_IDX]
+    p_pub_raw = evaluate_split(net, public)[:, FACE_INDEX]
     temperature = fit_temperature(lambda t: nll(public.labels, torch.softmax(
         torch.log(torch.from_numpy(p_pub_raw).clamp_min(1e-12)) / t, 1).numpy()))
     # temperature is applied to the logits at inference; fitted here on log-probabilities,
     # which differ from logits by a per-row constant, so the optimum is the same.
-    results["validation"] = summarize(val.labels, evaluate_split(net, val)[:, _FACE_IDX], FACE_EMOTIONS)
-    results["public"] = summarize(public.labels, evaluate_split(net, public, temperature)[:, _FACE_IDX], FACE_EMOTIONS)
+    results["validation"] = summarize(val.labels, evaluate_split(net, val)[:, FACE_INDEX], FACE_EMOTIONS)
+    results["public"] = summarize(public.labels, evaluate_split(net, public, temperature)[:, FACE_INDEX], FACE_EMOTIONS)
     results["public"]["ece_before_calibration"] = summarize(public.labels, p_pub_raw, FACE_EMOTIONS)["ece"]
     results["temperature"] = temperature
 
     private = load_fer(args.data, "private")  # scored once, after everything is fixed
     p_priv = evaluate_split(net, private, temperature)
-    results["private"] = summarize(private.labels, p_priv[:, _FACE_IDX], FACE_EMOTIONS)
+    results["private"] = summarize(private.labels, p_priv[:, FACE_INDEX], FACE_EMOTIONS)
     log.info("validation %.3f, PublicTest %.3f, PrivateTest %.3f (macro F1 %.3f), T=%.2f",
              results["validation"]["accuracy"], results["public"]["accuracy"], results["private"]["accuracy"],
              results["private"]["macro_f1"], temperature)
@@ -239,7 +242,6 @@ def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ..
     """
     from PIL import Image
 
-    from .faces import FaceDetector, crop_face, face_input_from_crop
 
     data = load_fer(root, split)
     idx = np.arange(len(data.files))[:limit]
@@ -260,7 +262,7 @@ def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ..
     y = data.labels[found]
 
     def acc(inputs: np.ndarray) -> float:
-        p = predict_faces(lm, inputs)[:, _FACE_IDX]
+        p = predict_faces(lm, inputs)[:, FACE_INDEX]
         return float((p.argmax(1) == y).mean())
 
     out = {"split": split, "n": int(len(idx)), "detected": int(len(found)),
@@ -279,7 +281,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     lm = load_model("face", args.weights)
     private = load_fer(args.data, "private")
-    res = {"private": summarize(private.labels, predict_faces(lm, private.images.astype(np.float32) / 255)[:, _FACE_IDX],
+    res = {"private": summarize(private.labels, predict_faces(lm, private.images.astype(np.float32) / 255)[:, FACE_INDEX],
                                 FACE_EMOTIONS)}
     log.info("shipped model, PrivateTest accuracy %.4f", res["private"]["accuracy"])
     res["crop_study"] = crop_study(args.data, "public", weights=args.weights, limit=500 if args.quick else None)

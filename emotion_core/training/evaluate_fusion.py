@@ -17,15 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .constants import EMOTIONS
-from .fusion import FACE_FULL_FRAMES, VOICE_FULL_SECONDS, fuse
-from .registry import REPORTS_DIR
+from ..constants import EMOTIONS, FER_TO_EMOTION
+from ..fusion import FACE_FULL_FRAMES, VOICE_FULL_SECONDS, fuse
+from ..registry import REPORTS_DIR
 
 
 def pseudo_paired(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int = 0) -> dict:
     voice = pd.read_csv(voice_csv)
     face = pd.read_csv(face_csv)
-    face["true"] = face["true"].replace({"fear": "fearful", "surprise": "surprised"})
+    face["true"] = face["true"].replace(FER_TO_EMOTION)
     pools = {e: face[face["true"] == ("neutral" if e == "calm" else e)][list(EMOTIONS)].to_numpy() for e in EMOTIONS}
     y = voice["true"].map(EMOTIONS.index).to_numpy()
     vp = voice[list(EMOTIONS)].to_numpy()
@@ -61,5 +61,3 @@ def evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(res, indent=2))
     return 0
 
-
-main = evaluate

@@ -27,14 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .constants import EMOTIONS, HOP_LENGTH, SAMPLE_RATE, VOICE_WINDOW_S
-from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of
-from .evaluation import fit_temperature, fold_accuracy, nll, summarize
-from .features import log_mel_torch
-from .inference import VoiceWindow, pool_voice, predict_voice_windows
-from .models import VoiceConfig, VoiceNet
-from .registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
-from .whisper import WhisperEncoder
+from ..constants import EMOTIONS, HOP_LENGTH, SAMPLE_RATE, VOICE_WINDOW_S
+from ..features import log_mel_torch
+from ..inference import VoiceWindow, pool_voice, predict_voice_windows
+from ..metrics import fit_temperature, fold_accuracy, nll, summarize
+from ..models import VoiceConfig, VoiceNet
+from ..options import parse_overrides
+from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
+from ..whisper import WhisperEncoder
+from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of, load_waveforms
+from .train_probe import build_probe, dataset_features, make_classifier, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +62,6 @@ class VoiceTrainConfig:
 
 
 # --- data ------------------------------------------------------------------------------------
-def load_waveforms(items: list[RavdessItem], speeds: tuple[float, ...]) -> list[list[np.ndarray]]:
-    """Per item, one 16 kHz waveform per speed factor (speed < 1 = slower and lower)."""
-    import librosa
-    from joblib import Parallel, delayed
-
-    def one(path: Path) -> list[np.ndarray]:
-        y, _ = librosa.load(path, sr=SAMPLE_RATE, mono=True)
-        return [y if s == 1.0 else librosa.resample(y, orig_sr=SAMPLE_RATE, target_sr=int(round(SAMPLE_RATE / s)))
-                for s in speeds]
-
-    return Parallel(n_jobs=-1, prefer="processes")(delayed(one)(it.path) for it in items)
-
-
 def make_batch(waves: list[list[np.ndarray]], idx: np.ndarray, cfg: VoiceTrainConfig, rng: np.random.Generator,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented log-mels (batch, n_mels, frames) and valid frame counts for items ``idx``."""
@@ -116,24 +105,6 @@ def pretrained_voice_net(whisper: str | None, **overrides: object) -> VoiceNet:
         net = VoiceNet(VoiceConfig(encoder=enc.cfg, **overrides))  # type: ignore[arg-type]
     net.encoder.load_state_dict(sd)
     return net
-
-
-def parse_overrides(pairs: list[str] | None, *targets: type) -> list[dict]:
-    """``key=value`` strings -> one dict of typed values per target dataclass (by field name)."""
-    import dataclasses
-
-    out: list[dict] = [{} for _ in targets]
-    for pair in pairs or []:
-        key, _, value = pair.partition("=")
-        for d, cls in zip(out, targets, strict=True):
-            fields = {f.name: f for f in dataclasses.fields(cls)}
-            if key in fields:
-                default = getattr(cls(), key)
-                d[key] = type(default)(value) if not isinstance(default, tuple) else tuple(map(float, value.split(",")))
-                break
-        else:
-            raise SystemExit(f"--set {key}: unknown setting")
-    return out
 
 
 class MelCNN(nn.Module):
@@ -289,13 +260,11 @@ def main(args: argparse.Namespace) -> int:
     if (getattr(args, "ablation", False) or getattr(args, "ablation_only", False)) and run_folds:
         ablation: dict = {}
         command = "python -m emotion_core train voice --data RAVDESS_DIR --ablation-only --no-final"
-        from .probe import _classifier, build_probe, dataset_features, predict_proba
-
         feats = dataset_features(build_probe(args.whisper), items)  # the shipped member 2, alone
         p_probe = np.zeros((len(items), len(EMOTIONS)))
         for f in run_folds:
             tr, te = folds != f, folds == f
-            p_probe[te] = predict_proba(_classifier().fit(feats[tr], labels[tr]), feats[te])
+            p_probe[te] = predict_proba(make_classifier().fit(feats[tr], labels[tr]), feats[te])
         accs = fold_accuracy(labels, p_probe, folds, run_folds)
         ablation["frozen_probe"] = {"fold_accuracy": accs, "mean_accuracy": float(np.mean(accs)), "command": command,
                                     "what": "member 2 alone: frozen Whisper tiny.en, mean+std of all 5 hidden "
@@ -364,7 +333,7 @@ def evaluate(args: argparse.Namespace) -> int:
     """Score the shipped voice model on every RAVDESS-named clip under --data (e.g. unseen
     actors 21-24), through the same windowed path as ``analyze``; or, with --data oof,
     summarise the committed out-of-fold predictions of the shipped model (the ensemble of the
-    fine-tuned encoder and the frozen-encoder probe, ``probe.py``) and of the fine-tuned one alone."""
+    fine-tuned encoder and the frozen-encoder probe, ``voice_ensemble.py``) and of the fine-tuned one alone."""
 
     if args.data == "oof":
         res = {"shipped_ensemble": summarize_oof(REPORTS_DIR / "voice_ensemble_oof.csv"),

@@ -1,0 +1,69 @@
+"""Command-line option parsing shared by the commands (analyze, batch, explain and the trainers)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .constants import FRAME_RATE, LONG_FRAME_RATE, LONG_RECORDING_S
+from .media import check_frame_rate
+
+
+def parse_span(text: str) -> tuple[float, float]:
+    """'START:END' in seconds (e.g. '0:30') -> (start, end)."""
+    try:
+        start, end = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--baseline-span wants START:END in seconds, e.g. 0:30, not {text!r}") from None
+    if not 0 <= start < end:
+        raise ValueError(f"--baseline-span {text}: the end must come after the start")
+    return start, end
+
+
+def frame_rate(text: str) -> float:
+    """argparse type of ``--frame-rate``: a number within the accepted range."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of frames per second") from None
+    try:
+        return check_frame_rate(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_frame_rate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--frame-rate", type=frame_rate, default=None, metavar="FPS",
+                        help=f"video frames read per second (default {FRAME_RATE:g}, or {LONG_FRAME_RATE:g} for videos "
+                        f"over {LONG_RECORDING_S:g} s, where it halves the face branch's cost)")
+
+
+def _typed(default: object, value: str) -> object:
+    if isinstance(default, bool):
+        if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+            raise SystemExit(f"--set: {value!r} is not true or false")
+        return value.lower() in {"true", "1", "yes"}
+    if isinstance(default, tuple):
+        return tuple(map(float, value.split(",")))
+    return type(default)(value)
+
+
+def parse_overrides(pairs: list[str] | None, *targets: type) -> list[dict]:
+    """``--set key=value`` strings -> one dict of typed values per target dataclass (by field name);
+    a key that names no field of any target is refused (SystemExit with the reason)."""
+    out: list[dict] = [{} for _ in targets]
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair}: expected KEY=VALUE")
+        for d, cls in zip(out, targets, strict=True):
+            if key in {f.name for f in dataclasses.fields(cls)}:
+                try:
+                    d[key] = _typed(getattr(cls(), key), value)
+                except ValueError:
+                    raise SystemExit(f"--set {key}: {value!r} is not a valid value") from None
+                break
+        else:
+            known = sorted({f.name for cls in targets for f in dataclasses.fields(cls)})
+            raise SystemExit(f"--set {key}: unknown setting (known: {', '.join(known)})")
+    return out

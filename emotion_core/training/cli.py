@@ -1,0 +1,77 @@
+"""Command line of the training wing: ``train``, ``evaluate``, ``tables`` and ``ravdess-av``.
+
+    python -m emotion_core.training train voice --data RAVDESS_SPEECH_DIR
+    python -m emotion_core train voice --data RAVDESS_SPEECH_DIR        # the same, via the main entry
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+
+from ..cli import setup
+from ..registry import REPORTS_DIR
+from . import evaluate_fusion, ravdess_av, tables, train_face, train_probe, train_voice
+
+TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
+    "voice": train_voice.main, "voice-probe": train_probe.main, "face": train_face.main}
+EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
+    "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate}
+
+TAKES_SET = (("train", "voice"), ("train", "face"))
+"""The commands whose settings ``--set KEY=VALUE`` changes."""
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    res = tables.write_tables(args.data, args.reports or REPORTS_DIR, args.quick)
+    print(json.dumps(res["faithfulness"], indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emotion_core", description="Train and evaluate the emotion models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    tb = sub.add_parser("tables", help="per-emotion inference tables and faithfulness figures (reports/)")
+    tb.add_argument("--data", required=True, help="folder holding fer2013/ and ravdess-speech-16k/")
+    tb.add_argument("--reports", default=None)
+    tb.add_argument("--quick", action="store_true")
+    tb.set_defaults(func=cmd_tables)
+
+    ravdess_av.add_parser(sub)
+
+    for name, commands in (("train", TRAIN), ("evaluate", EVALUATE)):
+        t = sub.add_parser(name, help=f"{name} a model (see the model card)")
+        t.add_argument("what", choices=list(commands))
+        t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face); "
+                       "for 'evaluate voice', 'oof' summarises the committed out-of-fold predictions")
+        t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")
+        t.add_argument("--weights", default=None, help="where to write the shipped checkpoint (default weights/)")
+        t.add_argument("--device", default="auto")
+        t.add_argument("--epochs", type=int, default=None)
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--folds", default="all", help="'all', 'none', or comma list of fold numbers (voice)")
+        t.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
+                       help="also train the shipped model on all the data")
+        t.add_argument("--quick", action="store_true", help="tiny settings, for tests")
+        t.add_argument("--whisper", default=None, help="Whisper tiny.en: CTranslate2 model.bin or extracted .pt")
+        t.add_argument("--ablation", action="store_true", help="also run the ablation baselines")
+        t.add_argument("--ablation-only", action="store_true", help="run only the ablation baselines")
+        t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a training or model setting (voice and face trainers; unknown keys are refused)")
+        t.add_argument("--resume", action="store_true", help="face: continue from --out/face_train_state.pt")
+        t.add_argument("--stop-after", type=int, default=None, help="face: train at most N epochs in this run")
+        t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
+        t.set_defaults(func=lambda args, commands=commands: commands[args.what](args))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "set", None) and (args.command, args.what) not in TAKES_SET:
+        parser.error(f"--set applies to {' and '.join(' '.join(c) for c in TAKES_SET)}; "
+                     f"'{args.command} {args.what}' has no settings to change")
+    return int(args.func(args) or 0)

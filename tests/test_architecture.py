@@ -1,0 +1,171 @@
+"""The package's shape: the runtime apart from the training wing, no import circles, thin pages,
+and the same analyze output as before the layout change."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import MEDIA, ROOT
+
+PACKAGE = ROOT / "emotion_core"
+PAGES = ROOT / "pages"
+ENTRY = "emotion_core.__main__"  # the one place that hands a command to either wing
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported emotion_core module, imported inside a function?) for every import in ``path``."""
+    tree = ast.parse(path.read_text())
+    me = module_name(path)
+    base = me.split(".") if path.name == "__init__.py" else me.split(".")[:-1]
+    in_function = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                   for n in ast.walk(f) if n is not f}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                target = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            names = [f"{target}.{a.name}" for a in node.names]
+            candidates = [n for n in names if module_path(n)] or [target]
+        elif isinstance(node, ast.Import):
+            candidates = [a.name for a in node.names]
+        else:
+            continue
+        out += [(c, id(node) in in_function) for c in candidates if c.startswith("emotion_core") and module_path(c)]
+    return out
+
+
+def module_path(name: str) -> Path | None:
+    p = ROOT.joinpath(*name.split("."))
+    return p.with_suffix(".py") if p.with_suffix(".py").exists() else (p / "__init__.py" if p.is_dir() else None)
+
+
+def graph() -> dict[str, set[str]]:
+    g: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        g[module_name(path)] = {m for m, _ in package_imports(path)} - {module_name(path)}
+    return g
+
+
+def is_training(name: str) -> bool:
+    return name == "emotion_core.training" or name.startswith("emotion_core.training.")
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    g = graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(g.get(m, ())):
+            if n.endswith("__init__") or n == "emotion_core":
+                continue
+            if state.get(n) == 1:
+                pytest.fail("import circle: " + " -> ".join([*stack[stack.index(n):], n]))
+            if n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m)
+
+
+def test_the_runtime_never_imports_the_training_wing() -> None:
+    offenders = {m: sorted(filter(is_training, deps)) for m, deps in graph().items()
+                 if not is_training(m) and m != ENTRY and any(map(is_training, deps))}
+    assert not offenders, offenders
+
+
+def test_no_package_import_hides_in_a_function() -> None:
+    """Imports inside functions are how circles get dodged; the package needs none (the entry's
+    hand-over to the training wing is the one deliberate exception)."""
+    hidden = {module_name(p): [m for m, inside in package_imports(p) if inside] for p in PACKAGE.rglob("*.py")}
+    hidden = {k: v for k, v in hidden.items() if v and k != ENTRY}
+    assert not hidden, hidden
+
+
+def test_analyze_loads_no_trainer_and_no_scikit_learn(media_dir: Path) -> None:
+    code = ("import runpy, sys, json\n"
+            f"sys.argv = ['emotion_core', 'analyze', {str(media_dir / 'talking.mp4')!r}, '--json']\n"
+            "try:\n    runpy.run_module('emotion_core', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.strip().splitlines()
+    assert json.loads(lines[0])["modalities"]["voice"] is not None, "the clip was analysed"
+    loaded = json.loads(lines[-1])
+    assert not [m for m in loaded if is_training(m)]
+    assert not [m for m in loaded if m == "sklearn" or m.startswith("sklearn.")]
+
+
+def test_pages_are_short_and_take_nothing_private() -> None:
+    for page in PAGES.glob("*.py"):
+        lines = page.read_text().splitlines()
+        assert len(lines) <= 150, f"{page.name}: {len(lines)} lines"
+        for node in ast.walk(ast.parse(page.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("emotion_core"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{page.name} imports {private} from {node.module}"
+
+
+def test_training_commands_still_answer_through_the_main_entry() -> None:
+    r = subprocess.run([sys.executable, "-m", "emotion_core", "train", "--help"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and "voice-probe" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "emotion_core", "train", "voice-probe", "--data", "x", "--set", "a=1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and "has no settings to change" in r.stderr
+
+
+REFERENCE = ROOT / "tests" / "reference"
+"""analyze --json on the shared clips, written by the code before the runtime/training split (58894e3)."""
+CLIPS = ["talking_face_speech.mp4", "single_face_speech.mp4", "WolfgangLanger_Pexels.mp4", "single_face.mp4",
+         "no_face.mp4", "single_face.jpg"]
+
+
+def max_difference(a: object, b: object, where: str = "") -> float:
+    """Largest difference between two JSON values; structure, strings and integers must match exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), (where, set(a) ^ set(b))
+        return max([max_difference(a[k], b[k], f"{where}.{k}") for k in a if k != "file"], default=0.0)
+    if isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), (where, len(a), len(b))
+        return max([max_difference(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a, b, strict=True))], default=0.0)
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b))
+    assert a == b, (where, a, b)
+    return 0.0
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@pytest.mark.parametrize(("reference", "args"), [
+    ("analyze_plain.jsonl", [str(MEDIA / c) for c in CLIPS]),
+    ("analyze_baseline_span.jsonl", [str(MEDIA / CLIPS[0]), "--baseline-span", "0:6"]),
+    ("analyze_baseline_file.jsonl", [str(MEDIA / CLIPS[1]), "--baseline", str(MEDIA / CLIPS[0])]),
+])
+def test_analyze_output_is_unchanged_on_the_shared_clips(reference: str, args: list[str]) -> None:
+    r = subprocess.run([sys.executable, "-m", "emotion_core", "analyze", *args, "--json"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=600)
+    now = [json.loads(line) for line in r.stdout.splitlines()]
+    before = [json.loads(line) for line in (REFERENCE / reference).read_text().splitlines()]
+    assert len(now) == len(before)
+    for a, b in zip(before, now, strict=True):
+        assert Path(a["file"]).name == Path(b["file"]).name
+        assert max_difference(a, b) <= 1e-6
