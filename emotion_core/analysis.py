@@ -13,20 +13,34 @@ import dataclasses
 import logging
 import warnings as _warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .baseline import VoiceBaseline, voice_baseline
 from .constants import EMOTIONS, FACE_EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBFS
+from .devices import batching_for, exact_on, module_device, resolve_device
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
 from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
-from .media import Frame, Limits, MediaInfo, check_frame_rate, frame_rate_for, iter_frames, load_audio, load_image, probe
+from .media import (
+    Frame,
+    Limits,
+    MediaInfo,
+    check_frame_rate,
+    frame_rate_for,
+    iter_frames,
+    load_audio,
+    load_image,
+    prefetch,
+    probe,
+)
 from .registry import Models, load_models
 
 log = logging.getLogger(__name__)
@@ -224,14 +238,19 @@ class Analyzer:
     """Holds the loaded models and the face detector; analyses one input at a time."""
 
     def __init__(self, models: Models | None = None, limits: Limits = Limits(), detector: FaceDetector | None = None,
-                 frame_rate: float | None = None):
+                 frame_rate: float | None = None, device: torch.device | str | None = None):
         """``frame_rate``: video frames read per second; None chooses by length (``media.frame_rate_for``:
-        5, or 2.5 for videos over two minutes, where the face branch's cost dominates)."""
+        5, or 2.5 for videos over two minutes, where the face branch's cost dominates).
+        ``device``: where the networks run (``devices.resolve_device``: auto, cpu, cuda); with ``models``
+        given and no device, theirs. DeviceError when the device is not there."""
         if frame_rate is not None:
             check_frame_rate(frame_rate)
-        self.models = models or load_models()
+        self.device = exact_on(module_device(models.voice.model) if device is None and models is not None
+                               else resolve_device(device))
+        self.batching = batching_for(self.device)
+        self.models = models or load_models(device=self.device)
         self.limits = limits
-        self.detector = detector or FaceDetector()
+        self.detector = detector or FaceDetector(device=self.device)
         self.frame_rate = frame_rate
 
     # -- branches --------------------------------------------------------------------------
@@ -252,7 +271,7 @@ class Analyzer:
         if not windows:
             warnings.append("voice: no stretch of at least half a second of voice was found.")
             return None
-        vws = predict_voice_windows(self.models.voice, audio, windows,
+        vws = predict_voice_windows(self.models.voice, audio, windows, batch_size=self.batching.voice,
                                     baseline=None if baseline is None else baseline.features)
         voiced = float(sum((w.end - w.start) * w.activity for w in vws))
         return VoiceBranch(pool_voice(vws), vws, voiced)
@@ -286,7 +305,7 @@ class Analyzer:
             warnings.append("face: no face was found." if sampled <= 1 else
                             f"face: no face was found in any of the {sampled} sampled frames.")
             return None
-        probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]),
+        probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]), batch_size=self.batching.face,
                               flip_tta=len(seen) <= MIRROR_TTA_MAX_FRAMES)
         frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb,
                             o.face_input if o.crop_rgb is not None else None)
@@ -412,17 +431,24 @@ class Analyzer:
                 observations = [(0.0, o) for _, o in self.detector.track([Frame(0.0, img)])]
             res.face = self.face_branch(observations, res.warnings)
             return None
-        audio = load_audio(info)
-        if info.has_video:
+        if not info.has_video:
+            audio = load_audio(info)
+            if audio is None:
+                raise MediaError(f"{info.path.name}: the audio could not be decoded.")
+            return audio
+        # on a GPU the audio is decoded in a thread while the frames stream through detection
+        with ThreadPoolExecutor(1) if self.batching.prefetch else contextlib.nullcontext() as pool:
+            pending = pool.submit(load_audio, info) if pool is not None else None
+            audio = load_audio(info) if pending is None else None
             fps = frame_rate_for(info.duration, self.frame_rate)
-            observations = ((fr.t, o) for fr, o in self.detector.track(iter_frames(info, fps)))
+            frames = prefetch(iter_frames(info, fps), self.batching.prefetch)
+            observations = ((fr.t, o) for fr, o in self.detector.track(frames, self.batching.detect))
             res.face = self.face_branch(observations, res.warnings, float(info.duration or 0), progress)
-            if res.face is not None:
-                res.face.frame_rate = fps
-            if res.face is None and not any(w.startswith("face:") for w in res.warnings):
-                raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
-        elif audio is None:
-            raise MediaError(f"{info.path.name}: the audio could not be decoded.")
+            audio = pending.result() if pending is not None else audio
+        if res.face is not None:
+            res.face.frame_rate = fps
+        if res.face is None and not any(w.startswith("face:") for w in res.warnings):
+            raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
         return audio
 
     def _listen(self, res: AnalysisResult, audio: np.ndarray | None, span: tuple[float, float] | None) -> None:

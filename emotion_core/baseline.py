@@ -79,6 +79,7 @@ def recording_features(probe: VoiceProbe, audio: np.ndarray,
     windows = voice_windows(audio) if windows is None else windows
     if not windows:
         return None
-    feats = [probe.features(torch.from_numpy(log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]))[None])[0]
-             for s, e, _ in windows]
-    return np.average(torch.stack(feats).numpy(), axis=0, weights=[a for *_, a in windows])
+    device = next(probe.parameters()).device
+    feats = [probe.features(torch.from_numpy(log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]))[None]
+                            .to(device))[0] for s, e, _ in windows]
+    return np.average(torch.stack(feats).cpu().numpy(), axis=0, weights=[a for *_, a in windows])

@@ -31,15 +31,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .analysis import Analyzer, prob_columns
+from .devices import DeviceError, resolve_device
 from .media import Limits, expand_inputs
-from .options import add_frame_rate_argument, parse_span
+from .options import add_device_argument, add_frame_rate_argument, parse_span
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Settings:
     max_duration_s: float = BATCH_MAX_DURATION_S
     baseline_span: tuple[float, float] | None = None
     frame_rate: float | None = None  # None: by length (media.frame_rate_for)
+    device: str = "auto"  # where each worker runs the networks (devices.resolve_device); one worker per GPU
 
     @property
     def span_text(self) -> str | None:
@@ -109,12 +111,17 @@ _WORKER_ANALYZER: Any = None
 _WORKER_SETTINGS = Settings()
 
 
-def _init_worker(threads: int, settings: Settings) -> None:
-    """Load the models once per worker process."""
+def _init_worker(threads: int, settings: Settings, gpu_counter: Any = None) -> None:
+    """Load the models once per worker process; on GPUs, worker k takes GPU k (round robin)."""
     global _WORKER_ANALYZER, _WORKER_SETTINGS
     torch.set_num_threads(threads)
+    device = settings.device
+    if gpu_counter is not None:
+        with gpu_counter.get_lock():
+            device = f"cuda:{gpu_counter.value % torch.cuda.device_count()}"
+            gpu_counter.value += 1
     _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=settings.max_mb, max_duration_s=settings.max_duration_s),
-                                frame_rate=settings.frame_rate)
+                                frame_rate=settings.frame_rate, device=device)
     _WORKER_SETTINGS = settings
 
 
@@ -177,8 +184,11 @@ class ResultStore:
 
 
 # -- executors ------------------------------------------------------------------------------
-def default_workers() -> int:
-    """As many workers as cores, fewer when memory is short (each holds its own models)."""
+def default_workers(device: str = "auto") -> int:
+    """One worker per GPU on GPUs; else as many workers as cores, fewer when memory is short (each
+    holds its own models)."""
+    if resolve_device(device).type == "cuda":
+        return torch.cuda.device_count()
     cores = os.cpu_count() or 1
     try:
         avail_gb = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -199,8 +209,10 @@ def run_local(jobs: list[Job], workers: int, settings: Settings) -> Iterator[dic
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads, settings), max_tasks_per_child=MAX_TASKS_PER_WORKER)
+    ctx = mp.get_context("spawn")
+    gpus = ctx.Value("i", 0) if resolve_device(settings.device).type == "cuda" else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(threads, settings, gpus), max_tasks_per_child=MAX_TASKS_PER_WORKER)
     try:
         futures = {pool.submit(_run_in_worker, job): job for job in jobs}
         for fut in as_completed(futures):
@@ -230,10 +242,16 @@ def run_ray(jobs: list[Job], workers: int, settings: Settings, address: str | No
         ray.init(log_to_driver=False, **kw)
     try:
         cores = int(ray.cluster_resources().get("CPU", 1))
-        n = max(1, min(workers, cores))
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        on_gpu = settings.device.startswith("cuda") or (settings.device == "auto" and gpus > 0)
+        if on_gpu and not gpus:
+            raise SystemExit(f"--device {settings.device}: the Ray cluster has no GPU.")
+        n = max(1, min(workers, gpus if on_gpu else cores))
         threads = max(1, cores // n) if not address else 1
+        if on_gpu:  # an actor per GPU; Ray makes its one GPU the only one it sees
+            settings = replace(settings, device="cuda")
 
-        @ray.remote(num_cpus=threads if not address else 1)
+        @ray.remote(num_cpus=threads if not address else 1, num_gpus=1 if on_gpu else 0)
         class RayWorker:
             def __init__(self) -> None:
                 _init_worker(threads, settings)
@@ -273,7 +291,7 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
         store.write(failed_part(Job(str(p), hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:20], -1, -1),
                                 f"{p}: no such file."))
     todo = [j for j in jobs if not store.is_done(j, retry_failed, settings)]
-    workers = workers or default_workers()
+    workers = workers or default_workers("cpu" if use_ray else settings.device)  # Ray: its actors ask for GPUs
     workers = max(1, min(workers, len(todo) or 1))
     t0 = time.perf_counter()
     audio_s = 0.0
@@ -310,8 +328,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
+    settings = Settings(args.max_mb, args.max_duration, span, args.frame_rate, args.device)
+    if args.ray is None:
+        try:
+            resolve_device(args.device)  # a Ray cluster's GPUs are its workers', not this machine's
+        except DeviceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     stats = run_batch(args.inputs, args.out, args.workers, args.csv, args.ray or None, args.ray is not None,
-                      args.retry_failed, Settings(args.max_mb, args.max_duration, span, args.frame_rate))
+                      args.retry_failed, settings)
     print(json.dumps(stats))
     return 0
 
@@ -328,6 +353,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--baseline-span", metavar="START:END", help="this stretch of every recording (seconds) is the "
                    "person's usual voice (a baseline period); each recording's voice is read relative to it")
     add_frame_rate_argument(b)
+    add_device_argument(b)
     b.add_argument("--max-mb", type=float, default=BATCH_MAX_MB, help="largest file accepted (MB)")
     b.add_argument("--max-duration", type=float, default=BATCH_MAX_DURATION_S, help="longest recording (s)")
     b.set_defaults(func=cmd_batch)

@@ -20,11 +20,12 @@ from tqdm import tqdm
 from .analysis import Analyzer
 from .batch import add_parser as add_batch_parser
 from .constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
+from .devices import DeviceError
 from .errors import MediaError
 from .explain import CAM_METHODS
 from .explain_report import explain_file
 from .media import Limits, expand_inputs
-from .options import add_frame_rate_argument, parse_span
+from .options import add_device_argument, add_frame_rate_argument, parse_span
 
 TRAINING_COMMANDS = ("train", "evaluate", "tables", "ravdess-av")
 """Subcommands of ``emotion_core.training.cli``, reachable through ``python -m emotion_core`` too."""
@@ -33,7 +34,7 @@ TRAINING_COMMANDS = ("train", "evaluate", "tables", "ravdess-av")
 def cmd_analyze(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.paths)
     analyzer = Analyzer(limits=Limits(max_file_mb=args.max_mb, max_duration_s=args.max_duration),
-                        frame_rate=args.frame_rate)
+                        frame_rate=args.frame_rate, device=args.device)
     baseline = span = None
     try:
         if args.baseline:
@@ -66,7 +67,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    doc = explain_file(Analyzer(), args.path, args.out, args.target, args.all_classes, args.method, args.samples)
+    doc = explain_file(Analyzer(device=args.device), args.path, args.out, args.target, args.all_classes, args.method,
+                       args.samples)
     if doc["error"]:
         print(f"{args.path}: {doc['error']}", file=sys.stderr)
         return 2
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--baseline-span", metavar="START:END", help="use this stretch of each input (seconds) as the "
                    "person's baseline instead")
     add_frame_rate_argument(a)
+    add_device_argument(a)
     a.add_argument("--max-mb", type=float, default=MAX_FILE_MB, help="largest file accepted (MB)")
     a.add_argument("--max-duration", type=float, default=MAX_DURATION_S, help="longest recording (s)")
     a.set_defaults(func=cmd_analyze)
@@ -101,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--all-classes", action="store_true", help="one panel per emotion")
     e.add_argument("--method", choices=CAM_METHODS, default="gradcam")
     e.add_argument("--samples", type=int, default=1000, help="LIME perturbations")
+    add_device_argument(e)
     e.set_defaults(func=cmd_explain)
 
     add_batch_parser(sub)
@@ -117,4 +121,8 @@ def setup() -> None:
 def main(argv: list[str] | None = None) -> int:
     setup()
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except DeviceError as e:  # e.g. --device cuda on a machine without a GPU
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -20,8 +20,9 @@ import torch
 from PIL import Image
 
 from .constants import EMOTIONS, FACE_EMOTIONS, N_MELS, SAMPLE_RATE
+from .devices import batching_for, module_device
 from .features import log_mel
-from .inference import mel_batch, model_lock, predict_faces, voice_logits
+from .inference import model_lock, predict_faces, voice_logits
 from .registry import LoadedModel
 
 # ---------------------------------------------------------------------------------------------
@@ -50,7 +51,7 @@ def face_cams(model: LoadedModel, faces: np.ndarray, targets: list[str], method:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     net = model.model
-    x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))[:, None]
+    x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))[:, None].to(module_device(net))
     targets_ = [ClassifierOutputTarget(face_class_index(t)) for t in targets]
     with model_lock(net), _cam_class(method)(model=net, target_layers=[net._blocks[FACE_CAM_LAYER]]) as cam:
         maps = cam(input_tensor=x, targets=targets_)
@@ -139,26 +140,38 @@ def fast_cpu_dtype() -> torch.dtype | None:
     return torch.bfloat16 if native else None
 
 
-def predict_mels(model: LoadedModel, mels: np.ndarray, batch_size: int = 32, baseline: np.ndarray | None = None,
-                 fast: bool = False) -> np.ndarray:
-    """(n, N_MELS, frames) spectrograms -> (n, 8) probabilities, in batches.
+def fast_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision LIME's many perturbed inputs run in on ``device`` (None: float32)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return fast_cpu_dtype() if device.type == "cpu" else None
 
-    ``fast`` runs the network in bfloat16 where the CPU supports it natively (1.7-3x faster on
-    2 cores, depending on the CPU; probabilities within 0.01 of float32): used for LIME's many perturbed inputs.
+
+def predict_mels(model: LoadedModel, mels: np.ndarray | torch.Tensor, batch_size: int | None = None,
+                 baseline: np.ndarray | None = None, fast: bool = False) -> np.ndarray:
+    """(n, N_MELS, frames) spectrograms of one length -> (n, 8) probabilities, in batches on the model's device.
+
+    ``fast`` runs the network in bfloat16 where the device supports it natively (on 2 CPU cores 1.7-3x
+    faster, depending on the CPU; probabilities within 0.01 of float32): used for LIME's many perturbed inputs.
     """
+    device = module_device(model.model)
+    batch_size = batch_size or batching_for(device).lime
+    dtype = fast_dtype(device) if fast else None
+    mels = torch.as_tensor(mels)
     out = []
-    dtype = fast_cpu_dtype() if fast else None
-    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         for i in range(0, len(mels), batch_size):
-            x, n = mel_batch(list(mels[i: i + batch_size]))
+            x = mels[i: i + batch_size].to(device, torch.float32)
+            n = torch.full((len(x),), x.shape[-1], device=device)
             logits = voice_logits(model, x, n, baseline).float()
-            out.append(torch.softmax(logits / model.temperature, -1).numpy())
+            out.append(torch.softmax(logits / model.temperature, -1).cpu().numpy())
     return np.concatenate(out)
 
 
 def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end: float | None = None,
                   targets: list[str] | None = None, n_samples: int = 1000, seed: int = 0,
-                  batch_size: int = 32, baseline: np.ndarray | None = None, fast: bool = True) -> VoiceExplanation:
+                  batch_size: int | None = None, baseline: np.ndarray | None = None, fast: bool = True
+                  ) -> VoiceExplanation:
     """LIME over one voice window of ``audio``; ``targets`` default to the predicted emotion.
 
     ``baseline``: explain the model as it ran with the person's baseline (see ``baseline``)."""
@@ -173,9 +186,12 @@ def explain_voice(model: LoadedModel, audio: np.ndarray, start: float = 0.0, end
     rng = np.random.RandomState(seed)
     masks = rng.randint(0, 2, (n_samples, n_seg))
     masks[0] = 1  # the unperturbed input first, as lime does
-    probs = np.concatenate([  # perturbed spectrograms are built batch by batch to bound memory
-        predict_mels(model, np.where(masks[i: i + batch_size, seg] == 1, mel[None], floor).astype(np.float32),
-                     batch_size, baseline, fast)
+    device = module_device(model.model)
+    batch_size = batch_size or batching_for(device).lime
+    mel_t, seg_t, masks_t = (torch.from_numpy(a).to(device) for a in (mel.astype(np.float32), seg, masks))
+    probs = np.concatenate([  # perturbed spectrograms are built on the device, batch by batch to bound memory
+        predict_mels(model, torch.where(masks_t[i: i + batch_size][:, seg_t] == 1, mel_t, floor), batch_size,
+                     baseline, fast)
         for i in range(0, n_samples, batch_size)])
     distances = pairwise_distances(masks, masks[:1], metric="cosine").ravel()
     base = LimeBase(lambda d: np.sqrt(np.exp(-(d**2) / 0.25**2)), random_state=seed)

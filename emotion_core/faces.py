@@ -71,10 +71,10 @@ class FaceDetector:
     """
 
     def __init__(self, min_face_size: int = MIN_FACE_SIZE, min_prob: float = FACE_MIN_PROB,
-                 margin: float = FACE_MARGIN, align: bool = FACE_ALIGN):
+                 margin: float = FACE_MARGIN, align: bool = FACE_ALIGN, device: torch.device | str = "cpu"):
         from facenet_pytorch import MTCNN
 
-        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device="cpu", post_process=False)
+        self.mtcnn = MTCNN(keep_all=True, min_face_size=min_face_size, device=torch.device(device), post_process=False)
         self.min_prob = min_prob
         self.margin = margin
         self.align = align

@@ -7,11 +7,14 @@ long video is streamed a frame at a time instead of being held in memory.
 
 from __future__ import annotations
 
+import queue
 import re
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import imageio_ffmpeg
 import numpy as np
@@ -34,6 +37,8 @@ from .constants import (
     VIDEO_EXTENSIONS,
 )
 from .errors import MediaError
+
+T = TypeVar("T")
 
 _FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -218,6 +223,51 @@ def frame_rate_for(duration: float | None, chosen: float | None = None) -> float
     if chosen is not None:
         return chosen
     return LONG_FRAME_RATE if (duration or 0.0) > LONG_RECORDING_S else FRAME_RATE
+
+
+def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
+    """``items`` read ahead by up to ``depth`` in a thread (0: as they come), so that decoding goes on
+    while the caller computes: on a GPU, the next frames are decoded while a batch is detected."""
+    if depth <= 0:
+        yield from items
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        it = iter(items)
+        try:
+            for item in it:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()  # a generator's clean-up (ffmpeg's process) runs in this thread
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
 
 
 def iter_frames(info: MediaInfo, fps: float = FRAME_RATE, max_side: int = DETECT_MAX_SIDE) -> Iterator[Frame]:

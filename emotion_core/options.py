@@ -38,6 +38,12 @@ def add_frame_rate_argument(parser: argparse.ArgumentParser) -> None:
                         f"over {LONG_RECORDING_S:g} s, where it halves the face branch's cost)")
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", metavar="{auto,cpu,cuda}",
+                        help="where the networks run: auto (a CUDA GPU when PyTorch sees one, else the CPU), cpu, "
+                        "cuda or cuda:N")
+
+
 def _typed(default: object, value: str) -> object:
     if isinstance(default, bool):
         if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:

@@ -33,13 +33,6 @@ FILES = {"voice": "voice.pt", "face": "face.pt", "voice_probe": "voice_probe.pt"
 CLASSES = MODEL_CLASSES | {"voice_probe": (VoiceProbe, ProbeConfig)}
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> the GPU when there is one, else the CPU; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -98,8 +91,8 @@ class LoadedModel:
         return float(self.meta.get("temperature", 1.0))
 
 
-def load_model(kind: str, weights_dir: str | Path | None = None) -> LoadedModel:
-    """The shipped model of ``kind``; an untrained one, flagged as such, if none is shipped yet."""
+def load_model(kind: str, weights_dir: str | Path | None = None, device: torch.device | str = "cpu") -> LoadedModel:
+    """The shipped model of ``kind`` on ``device``; an untrained one, flagged as such, if none is shipped yet."""
     path = Path(weights_dir or WEIGHTS_DIR) / FILES[kind]
     if path.exists():
         model, meta = load_checkpoint(path)
@@ -107,12 +100,12 @@ def load_model(kind: str, weights_dir: str | Path | None = None) -> LoadedModel:
         if kind == "voice" and probe_path.exists():  # the shipped voice model is the ensemble
             probe, probe_meta = load_checkpoint(probe_path)
             ens = VoiceEnsemble(model, probe, float(meta.get("temperature", 1.0)), probe_meta["ensemble_weight"])
-            return LoadedModel(kind, ens.eval(), probe_meta | {"finetuned": meta})
-        return LoadedModel(kind, model, meta)
+            return LoadedModel(kind, ens.eval().to(device), probe_meta | {"finetuned": meta})
+        return LoadedModel(kind, model.to(device), meta)
     warnings.warn(f"no trained {kind} model at {path}; using an untrained network", stacklevel=2)
     torch.manual_seed(0)
     net_cls, cfg_cls = MODEL_CLASSES[kind]
-    return LoadedModel(kind, net_cls(cfg_cls()).eval(), {}, untrained=True)
+    return LoadedModel(kind, net_cls(cfg_cls()).eval().to(device), {}, untrained=True)
 
 
 @dataclass
@@ -132,9 +125,9 @@ def randomised(lm: LoadedModel, seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     m = lm.model
     net = m.randomised() if isinstance(m, VoiceEnsemble) else type(m)(m.cfg)
-    return LoadedModel(lm.kind, net.eval())
+    return LoadedModel(lm.kind, net.eval().to(next(m.parameters()).device))
 
 
-def load_models(weights_dir: str | Path | None = None) -> Models:
-    return Models(voice=load_model("voice", weights_dir), face=load_model("face", weights_dir),
+def load_models(weights_dir: str | Path | None = None, device: torch.device | str = "cpu") -> Models:
+    return Models(voice=load_model("voice", weights_dir, device), face=load_model("face", weights_dir, device),
                   fusion=FusionConfig.load(weights_dir or WEIGHTS_DIR))

@@ -29,6 +29,7 @@ from emotion_core.constants import (
     SAMPLE_RATE,
     VIDEO_EXTENSIONS,
 )
+from emotion_core.devices import device_from_env
 from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,8 @@ class BaselineChoice:
 
 @st.cache_resource(show_spinner="Loading the models (first visit only)…")
 def get_analyzer() -> Analyzer:
-    return Analyzer()
+    """The models, once per server, on the device EMOTION_DEVICE names (auto: a GPU when there is one)."""
+    return Analyzer(device=device_from_env())
 
 
 def _tmp_dir() -> str | None:

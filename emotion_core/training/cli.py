@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 
 from ..cli import setup
+from ..devices import DeviceError, resolve_device
 from ..registry import REPORTS_DIR
 from . import evaluate_fusion, ravdess_av, tables, train_face, train_probe, train_voice
 
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "for 'evaluate voice', 'oof' summarises the committed out-of-fold predictions")
         t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")
         t.add_argument("--weights", default=None, help="where to write the shipped checkpoint (default weights/)")
-        t.add_argument("--device", default="auto")
+        t.add_argument("--device", default="auto", help="auto (a CUDA GPU when PyTorch sees one), cpu, cuda or cuda:N")
         t.add_argument("--epochs", type=int, default=None)
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--folds", default="all", help="'all', 'none', or comma list of fold numbers (voice)")
@@ -74,4 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "set", None) and (args.command, args.what) not in TAKES_SET:
         parser.error(f"--set applies to {' and '.join(' '.join(c) for c in TAKES_SET)}; "
                      f"'{args.command} {args.what}' has no settings to change")
-    return int(args.func(args) or 0)
+    try:
+        if getattr(args, "device", None):
+            resolve_device(args.device)  # refuse a missing GPU before any data is read
+        return int(args.func(args) or 0)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

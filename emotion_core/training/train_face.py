@@ -25,12 +25,13 @@ import torch
 import torch.nn.functional as F
 
 from ..constants import EMOTIONS, FACE_EMOTIONS
+from ..devices import resolve_device
 from ..faces import FaceDetector, crop_face, face_input_from_crop
 from ..inference import FACE_INDEX, predict_faces
 from ..metrics import fit_temperature, nll, summarize
 from ..models import FaceConfig, FaceNet
 from ..options import parse_overrides
-from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
+from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
 from .datasets import FerSplit, load_fer, stratified_holdout
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ...] = (-0.05, 0.0, 0.05, 0.1, 0.15, 0.25),
-               weights: str | Path | None = None, limit: int | None = None) -> dict:
+               weights: str | Path | None = None, limit: int | None = None, device: str = "cpu") -> dict:
     """Measure how the inference crop (MTCNN box + margin, eye alignment) should match training.
 
     Each FER face is enlarged 4x and placed on a reflected border, MTCNN finds it, and the face is
@@ -242,11 +243,10 @@ def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ..
     """
     from PIL import Image
 
-
     data = load_fer(root, split)
     idx = np.arange(len(data.files))[:limit]
-    lm = load_model("face", weights)
-    det = FaceDetector(min_face_size=60)
+    lm = load_model("face", weights, resolve_device(device))
+    det = FaceDetector(min_face_size=60, device=resolve_device(device))
     found, boxes, points, frames = [], [], [], []
     for i in idx:
         big = np.asarray(Image.fromarray(data.images[i]).resize((192, 192), Image.BICUBIC))
@@ -279,12 +279,13 @@ def crop_study(root: str | Path, split: str = "public", margins: tuple[float, ..
 def evaluate(args: argparse.Namespace) -> int:
     """Score the shipped face model on PrivateTest and run the crop study on PublicTest."""
 
-    lm = load_model("face", args.weights)
+    lm = load_model("face", args.weights, resolve_device(args.device))
     private = load_fer(args.data, "private")
     res = {"private": summarize(private.labels, predict_faces(lm, private.images.astype(np.float32) / 255)[:, FACE_INDEX],
                                 FACE_EMOTIONS)}
     log.info("shipped model, PrivateTest accuracy %.4f", res["private"]["accuracy"])
-    res["crop_study"] = crop_study(args.data, "public", weights=args.weights, limit=500 if args.quick else None)
+    res["crop_study"] = crop_study(args.data, "public", weights=args.weights, limit=500 if args.quick else None,
+                                   device=args.device)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "face_evaluate.json").write_text(json.dumps(res, indent=2))
     if not args.quick:

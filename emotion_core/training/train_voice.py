@@ -28,12 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..constants import EMOTIONS, HOP_LENGTH, SAMPLE_RATE, VOICE_WINDOW_S
+from ..devices import resolve_device
 from ..features import log_mel_torch
 from ..inference import VoiceWindow, pool_voice, predict_voice_windows
 from ..metrics import fit_temperature, fold_accuracy, nll, summarize
 from ..models import VoiceConfig, VoiceNet
 from ..options import parse_overrides
-from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, resolve_device, save_checkpoint
+from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
 from ..whisper import WhisperEncoder
 from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of, load_waveforms
 from .train_probe import build_probe, dataset_features, make_classifier, predict_proba
@@ -340,7 +341,7 @@ def evaluate(args: argparse.Namespace) -> int:
                "finetuned_alone": summarize_oof(REPORTS_DIR / "voice_oof.csv")}
     else:
         items = find_ravdess(args.data)
-        lm = load_model("voice", args.weights)
+        lm = load_model("voice", args.weights, resolve_device(args.device))
         waves = load_waveforms(items, (1.0,))
         probs = np.stack([pool_voice(w, lm.temperature)
                           for w in predict_items(lm.model, items, waves, np.arange(len(items)), 0)])
