@@ -42,6 +42,7 @@ from .media import (
     probe,
 )
 from .registry import Models, load_models
+from .session import MIN_SEGMENT_S, SMOOTHING_S, SessionSummary, summarize_session
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,13 @@ def release_memory() -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
+
+Progress = Callable[[float, str], None]
+"""``progress(fraction of the analysis done, stage in words)``."""
+FACE_SHARE_OF_WORK = 0.85
+"""Share of a video's analysis time the face stage takes (decoding, detection, the face model): how
+far the progress bar goes while frames stream in (benchmarks/bench_device.py --profile)."""
+STAGES = {"face": "finding and reading the face", "voice": "listening to the voice", "done": "fusing face and voice"}
 
 MAX_KEPT_CROPS = 120
 """Colour face crops kept per clip for display (Grad-CAM); the rest are dropped after use."""
@@ -183,10 +191,17 @@ class AnalysisResult:
         """Index of the voice window that starts at ``start`` (a timeline window's start), if voiced."""
         return next((j for j, v in enumerate(self.voice_windows) if abs(v.start - start) < 1e-3), None)
 
-    def main_voice_window(self) -> int | None:
-        """Index of the voice window with the most voiced speech: the one worth explaining."""
+    def main_voice_window(self, start: float | None = None, end: float | None = None) -> int | None:
+        """Index of the voice window with the most voiced speech (starting between ``start`` and ``end``,
+        seconds, if given): the one worth explaining; None when no window is there."""
         ws = self.voice_windows
-        return max(range(len(ws)), key=lambda j: (ws[j].end - ws[j].start) * ws[j].activity) if ws else None
+        inside = [j for j, w in enumerate(ws) if (start is None or w.start >= start) and (end is None or w.start <= end)]
+        return max(inside, key=lambda j: (ws[j].end - ws[j].start) * ws[j].activity) if inside else None
+
+    def summary(self, smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S) -> SessionSummary | None:
+        """The session summary of the timeline (time per emotion, sustained segments, disagreements);
+        None for a still image."""
+        return summarize_session(self.timeline, smoothing_s, min_segment_s) if self.timeline else None
 
     def timeline_rows(self) -> list[dict[str, Any]]:
         """One table row per timeline window: fused, face and voice probabilities side by side."""
@@ -224,6 +239,7 @@ class AnalysisResult:
             "modalities": {"face": face, "voice": voice},
             "agreement": self.agreement,
             "timeline": [w.to_dict() for w in self.timeline],
+            "summary": None if (summary := self.summary()) is None else summary.to_dict(),
             "warnings": list(self.warnings),
             "error": self.error,
         }
@@ -255,8 +271,8 @@ class Analyzer:
 
     # -- branches --------------------------------------------------------------------------
     def voice_branch(self, audio: np.ndarray | None, warnings: list[str], kind: str,
-                     grid: list[tuple[float, float]] | None = None, baseline: VoiceBaseline | None = None
-                     ) -> VoiceBranch | None:
+                     grid: list[tuple[float, float]] | None = None, baseline: VoiceBaseline | None = None,
+                     progress: Callable[[float], None] | None = None) -> VoiceBranch | None:
         if audio is None:
             warnings.append("voice: the file has no audio track." if kind == "video" else
                             "voice: a still image has no voice.")
@@ -272,7 +288,7 @@ class Analyzer:
             warnings.append("voice: no stretch of at least half a second of voice was found.")
             return None
         vws = predict_voice_windows(self.models.voice, audio, windows, batch_size=self.batching.voice,
-                                    baseline=None if baseline is None else baseline.features)
+                                    baseline=None if baseline is None else baseline.features, progress=progress)
         voiced = float(sum((w.end - w.start) * w.activity for w in vws))
         return VoiceBranch(pool_voice(vws), vws, voiced)
 
@@ -333,12 +349,13 @@ class Analyzer:
 
     # -- whole inputs ----------------------------------------------------------------------
     def analyze(self, path: str | Path, crop_is_face: bool = False, keep_audio: bool = False,
-                display_name: str | None = None, progress: Callable[[float], None] | None = None,
+                display_name: str | None = None, progress: Progress | None = None,
                 baseline: VoiceBaseline | None = None, baseline_span: tuple[float, float] | None = None
                 ) -> AnalysisResult:
         """Analyse one file; never raises for bad input (the result's ``error`` says why).
 
-        ``progress`` is called with the fraction of the video's frames processed so far.
+        ``progress(fraction, stage)`` is called as the work goes on: the fraction of the whole analysis
+        done (the face stage of a video is most of it) and what is being done, in words.
         ``baseline`` (from ``load_baseline``) or ``baseline_span`` (start and end, in seconds, of a
         stretch of this recording that shows the person's usual way of speaking) make the voice
         branch read each window relative to that person; without them the plain path runs.
@@ -411,9 +428,13 @@ class Analyzer:
         return out
 
     def _run(self, info: MediaInfo, res: AnalysisResult, crop_is_face: bool, keep_audio: bool,
-             progress: Callable[[float], None] | None = None, span: tuple[float, float] | None = None) -> None:
-        audio = self._see(info, res, crop_is_face, progress)
-        self._listen(res, audio, span)
+             progress: Progress | None = None, span: tuple[float, float] | None = None) -> None:
+        report = progress or (lambda fraction, stage: None)
+        face_part = FACE_SHARE_OF_WORK if info.kind == "video" else 0.0
+        report(0.0, STAGES["face"] if face_part else STAGES["voice"])
+        audio = self._see(info, res, crop_is_face, lambda f: report(face_part * f, STAGES["face"]))
+        self._listen(res, audio, span, lambda f: report(face_part + (0.99 - face_part) * f, STAGES["voice"]))
+        report(1.0, STAGES["done"])
         if keep_audio:
             res.audio = audio
 
@@ -451,7 +472,8 @@ class Analyzer:
             raise MediaError(f"{info.path.name}: no video frame could be decoded; the file may be damaged.")
         return audio
 
-    def _listen(self, res: AnalysisResult, audio: np.ndarray | None, span: tuple[float, float] | None) -> None:
+    def _listen(self, res: AnalysisResult, audio: np.ndarray | None, span: tuple[float, float] | None,
+                progress: Callable[[float], None] | None = None) -> None:
         """The voice stage: the baseline from a stretch (if asked), the voice branch, the timeline, fusion."""
         if span is not None:
             s, e = span
@@ -464,7 +486,7 @@ class Analyzer:
         if res.baseline is not None and res.baseline.warning:
             res.warnings.append(res.baseline.warning)
         release_memory()
-        res.voice = self.voice_branch(audio, res.warnings, res.kind, grid, res.baseline)
+        res.voice = self.voice_branch(audio, res.warnings, res.kind, grid, res.baseline, progress)
         release_memory()
         if grid:
             res.timeline = self.timeline(grid, res.face, res.voice, self.models.fusion.voice_prior)

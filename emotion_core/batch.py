@@ -38,9 +38,11 @@ from typing import Any
 import torch
 
 from .analysis import Analyzer, prob_columns
+from .constants import EMOTIONS
 from .devices import DeviceError, resolve_device
 from .media import Limits, expand_inputs
 from .options import add_device_argument, add_frame_rate_argument, parse_span
+from .session import SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,15 @@ def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dic
     }
     for prefix, p in (("", res.probs), ("face_", res.face and res.face.probs), ("voice_", res.voice and res.voice.probs)):
         summary |= prob_columns(p, prefix)
+    session = res.summary()  # the session summary: time shares as columns, the lists as JSON text
+    for source in SOURCES:
+        shares = None if session is None else session.time_share[source]
+        summary |= {f"share_{source}_{e}": None if shares is None else shares[e] for e in EMOTIONS}
+    doc = None if session is None else session.to_dict()
+    summary |= {"segments": None if doc is None else json.dumps(doc["segments"]),
+                "disagreements": None if doc is None else json.dumps(doc["disagreements"]),
+                "n_segments": None if doc is None else len(doc["segments"]),
+                "n_disagreements": None if doc is None else len(doc["disagreements"])}
     return {"key": job.key, "summary": summary, "windows": windows}
 
 

@@ -50,7 +50,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         with tqdm(total=100, desc=path.name, unit="%", leave=False, file=sys.stderr,
                   disable=not sys.stderr.isatty()) as bar:
             res = analyzer.analyze(path, crop_is_face=args.crop_is_face, baseline=baseline, baseline_span=span,
-                                   progress=lambda f, bar=bar: bar.update(int(f * 100) - bar.n))
+                                   progress=lambda f, stage, bar=bar: bar.update(int(f * 100) - bar.n))
         rows += res.timeline_rows()
         if res.error:
             status = 2

@@ -9,7 +9,9 @@ import io
 import numpy as np
 
 from .analysis import AnalysisResult
+from .charts import emotion_map_figure
 from .constants import EMOTIONS
+from .session import SOURCES
 
 
 def _png_b64(rgb: np.ndarray) -> str:
@@ -38,6 +40,23 @@ def render_html(res: AnalysisResult, cam_overlay: np.ndarray | None = None, cam_
                                    name=e, mode="lines+markers") for k, e in enumerate(EMOTIONS)])
         tl.update_layout(height=320, yaxis_tickformat=".0%", xaxis_title="seconds")
         parts.append(tl.to_html(full_html=False, include_plotlyjs=False))
+    summary = res.summary()
+    session = ""
+    if summary is not None and len(res.timeline) > 1:
+        parts.append(emotion_map_figure(res.timeline, "fused", summary.smoothing_s).to_html(full_html=False,
+                                                                                            include_plotlyjs=False))
+        share_rows = "".join(f"<tr><td>{e}</td>" + "".join(f"<td>{summary.time_share[s][e]:.0%}</td>" for s in SOURCES)
+                             + "</tr>" for e in EMOTIONS)
+        segs = "".join(f"<li>{g.start:.0f}–{g.end:.0f} s: {g.emotion} ({g.mean_probability:.0%} on average)</li>"
+                       for g in summary.segments) or "<li>none</li>"
+        dis = "".join(f"<li>{d.start:.0f}–{d.end:.0f} s: face {d.face}, voice {d.voice}</li>"
+                      for d in summary.disagreements) or "<li>none</li>"
+        session = ("<h2>The session</h2><p>Share of the time each branch could be read ("
+                   + ", ".join(f"{s} {summary.seconds_read[s]:.0f} s" for s in SOURCES) + ")</p>"
+                   f"<table><tr><th>emotion</th>{''.join(f'<th>{s}</th>' for s in SOURCES)}</tr>{share_rows}</table>"
+                   f"<h3>Sustained (one emotion for at least {summary.min_segment_s:g} s, smoothed over "
+                   f"{summary.smoothing_s:g} s)</h3><ul>{segs}</ul>"
+                   f"<h3>Face and voice disagree</h3><ul>{dis}</ul>")
     cam = (f'<figure><img src="data:image/png;base64,{_png_b64(cam_overlay)}" width="240">'
            f"<figcaption>{html.escape(cam_caption)}</figcaption></figure>") if cam_overlay is not None else ""
     warn = "".join(f"<li>{html.escape(w)}</li>" for w in res.warnings)
@@ -55,7 +74,7 @@ td:first-child{{text-align:left}}</style></head><body>
 {base}
 {f"<ul>{warn}</ul>" if warn else ""}
 <table><tr><th>emotion</th>{"".join(f"<th>{k}</th>" for k in cols)}</tr>{rows}</table>
-{"".join(parts)}{cam}
+{"".join(parts)}{session}{cam}
 <p><small>Research demo, not a diagnostic tool. Models learned from posed expressions (RAVDESS actors,
 FER2013 photos); the face model has no calm class. See the model card for accuracy and limits.</small></p>
 </body></html>"""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,8 +75,8 @@ class VoiceWindow:
 
 @torch.inference_mode()
 def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float, float, float]]
-                          | None = None, batch_size: int = 16, baseline: np.ndarray | None = None
-                          ) -> list[VoiceWindow]:
+                          | None = None, batch_size: int = 16, baseline: np.ndarray | None = None,
+                          progress: Callable[[float], None] | None = None) -> list[VoiceWindow]:
     """Voice probabilities for each voiced window of ``audio`` (16 kHz mono).
 
     ``baseline``: the person's baseline features (``baseline.voice_baseline``), or None for the plain path.
@@ -90,6 +91,8 @@ def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[t
         logits = voice_logits(model, x.to(device), n.to(device), baseline).float()
         probs = softmax_t(logits, model.temperature)
         out += [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(chunk, probs, logits.cpu().numpy(), strict=True)]
+        if progress is not None:
+            progress(len(out) / len(windows))
     return out
 
 

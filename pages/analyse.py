@@ -11,17 +11,19 @@ import streamlit as st
 from emotion_core.constants import EMOTIONS
 from emotion_core.errors import MediaError
 from emotion_core.html_report import render_html
+from emotion_core.session import SESSION_VIEW_S
+from pages.analysis_job import analysis_of
 from pages.common import (
     AUDIO_VIDEO_TYPES,
     IMAGE_TYPES,
     LIMITS_TEXT,
     Upload,
-    analyze_upload,
     clear_results,
     get_analyzer,
     with_baseline,
 )
 from pages.sections import baseline_chooser, face_panel, timeline_section, voice_panel
+from pages.session_view import session_section
 from pages.widgets import AGREEMENT_TEXT, EMOJI, branch_chart, probability_table, progress_columns
 
 st.title("Analyse a recording")
@@ -34,15 +36,13 @@ if right.button("Clear my results", help="Forget every upload and result of this
     st.rerun()
 source = upload or recording
 if source is None:
-    st.info("Nothing analysed yet. Results are computed on this server's CPU and kept in memory only.")
+    st.info("Nothing analysed yet. Results are computed on this server and kept in memory only.")
     st.stop()
-
 up = Upload(source.getvalue(), getattr(source, "name", None) or "recording.wav")
-get_analyzer()  # load the models outside the status box
-with st.status("Analysing: decoding, finding the face, listening to the voice…", expanded=False) as status:
-    plain = analyze_upload(up)
-    status.update(label="Could not analyse this file" if plain.error else "Analysis complete",
-                  state="error" if plain.error else "complete")
+get_analyzer()  # load the models before the analysis starts
+plain = analysis_of(up)
+if plain is None:  # still running (its progress is shown) or cancelled
+    st.stop()
 if plain.error:
     st.error(plain.error)
     st.stop()
@@ -83,8 +83,10 @@ tcol.dataframe(table, hide_index=True, column_config=progress_columns(["Face", "
 tcol.caption("The face model has no 'calm' class (its training data has none); calm comes from the voice.")
 ccol.plotly_chart(branch_chart(table), width="stretch")
 
-# --- timeline and explanations ----------------------------------------------------------------------
-if (res.duration or 0) > 2 and ((res.face and len(res.face.frames) > 1) or len(res.voice_windows) > 1):
+# --- a long recording as a session, a short one as a timeline; then the explanations --------------
+if (res.duration or 0) > SESSION_VIEW_S and len(res.timeline) > 1:
+    session_section(res)
+elif (res.duration or 0) > 2 and ((res.face and len(res.face.frames) > 1) or len(res.voice_windows) > 1):
     timeline_section(res)
 st.subheader("Why: what the models looked at and listened to")
 fcol, vcol = st.columns(2)

@@ -8,6 +8,7 @@ caches below and in the session.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import tempfile
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from emotion_core.analysis import AnalysisResult, Analyzer, release_memory
+from emotion_core.analysis import AnalysisResult, Analyzer, Progress, release_memory
 from emotion_core.baseline import VoiceBaseline
 from emotion_core.constants import (
     AUDIO_EXTENSIONS,
@@ -31,6 +32,7 @@ from emotion_core.constants import (
 )
 from emotion_core.devices import device_from_env
 from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
+from pages.result_store import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -77,11 +79,24 @@ def _transient_copy(up: Upload) -> Iterator[Path]:
         yield path
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def analyze_upload(up: Upload) -> AnalysisResult:
-    """Analyse an upload (cached by content); the temporary copy is gone when this returns."""
-    with _transient_copy(up) as path:  # analyze hands its freed heap back itself
-        return get_analyzer().analyze(path, keep_audio=True, display_name=up.name)
+@st.cache_resource
+def results() -> Results:
+    return Results()
+
+
+def upload_key(up: Upload) -> str:
+    return hashlib.sha256(up.data).hexdigest() + up.name
+
+
+def analyze_upload(up: Upload, progress: Progress | None = None) -> AnalysisResult:
+    """Analyse an upload, once per content; the temporary copy is gone when this returns, also when the
+    analysis is cancelled (then nothing is stored)."""
+    key = upload_key(up)
+    if (res := results().get(key)) is None:
+        with _transient_copy(up) as path:  # analyze hands its freed heap back itself
+            res = get_analyzer().analyze(path, keep_audio=True, display_name=up.name, progress=progress)
+        results().put(key, res)
+    return res
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -125,7 +140,8 @@ def window_audio(res: AnalysisResult, index: int) -> tuple[np.ndarray, float]:
 
 
 def clear_results() -> None:
-    for cached in (analyze_upload, baseline_recording, with_baseline, face_overlay, voice_lime):
+    results().clear()
+    for cached in (baseline_recording, with_baseline, face_overlay, voice_lime):
         cached.clear()
     for k in list(st.session_state):
         del st.session_state[k]

@@ -108,3 +108,27 @@ def analyzer():
     from emotion_core.analysis import Analyzer
 
     return Analyzer()
+
+
+def looped_video(base: Path, seconds: float, out: Path) -> Path:
+    """``base`` repeated (stream copy, no re-encoding) to about ``seconds``: a long recording made fast."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from emotion_core.media import probe
+
+    n = max(1, round(seconds / float(probe(base).duration or 10.0)))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", str(n - 1), "-i", str(base),
+                    "-c", "copy", str(out)], check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def session_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 70-second talking-face recording with voice (over the app's one-minute session-view threshold):
+    a 10-s clip, half with a higher, louder voice, looped."""
+    d = tmp_path_factory.mktemp("session")
+    voice = np.concatenate([voiced_signal(5.0, seed=3), 1.6 * voiced_signal(5.0, f0=230, seed=5)])
+    base = write_video(d / "base.mp4", [face_frame(shift=(i % 10) * 3) for i in range(100)], 10, voice)
+    return looped_video(base, 70.0, d / "session.mp4")

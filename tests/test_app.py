@@ -176,3 +176,29 @@ def test_baseline_stretch_and_unusable_baseline(media_dir: Path) -> None:
     assert any("without a baseline" in e.value for e in at.error)
     assert not any(c.value.startswith("Voice read relative") for c in at.caption)
     assert at.metric, "the plain result is still shown"
+
+
+def test_a_long_recording_is_shown_as_a_session(session_video: Path, analyzer) -> None:
+    """The session view's numbers are the session summary's, and a stretch's button moves the panels."""
+    import numpy as np
+
+    from emotion_core.constants import EMOTIONS
+    from emotion_core.session import SOURCES
+
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("session.mp4", session_video.read_bytes(), "video/mp4")).run()
+    no_exceptions(at)
+    assert "The session" in [s.value for s in at.subheader]
+    assert at.get("plotly_chart"), "the emotion map is drawn"
+    expected = analyzer.analyze(session_video).summary()
+    shares = next(d.value for d in at.dataframe if list(d.value.columns) == ["emotion", *SOURCES])
+    for s in SOURCES:
+        np.testing.assert_allclose(shares[s].to_numpy(), [expected.time_share[s][e] for e in EMOTIONS], atol=1e-6)
+    buttons = [b for b in at.button if (b.key or "").startswith(("segment_", "disagree_"))]
+    assert len(buttons) == len(expected.segments[:30]) + len(expected.disagreements[:30]) > 0
+    last = buttons[-1]
+    start, end = (float(x) for x in last.label.split(" s ")[0].split("–"))
+    last.click().run()
+    no_exceptions(at)
+    caption = next(img.caption for i in at.get("image") for img in i.proto.imgs)
+    assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, caption

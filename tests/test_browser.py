@@ -114,3 +114,46 @@ def test_four_sessions_at_once(server: str, four_uploads: list[Path], analyzer) 
             assert "Traceback" not in page.inner_text("body")
         browser.close()
     assert server_rss_mb(server) < 2700
+
+
+def test_a_long_recording_as_a_session_in_chromium(server: str, session_video: Path, tmp_path: Path) -> None:
+    """A multi-minute talking-face video: the progress bar can cancel the analysis; analysed, the page
+    shows the emotion map, the time shares and a clickable list of stretches that moves the face panel."""
+    from conftest import looped_video
+
+    chromium = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    video = looped_video(session_video, 140.0, tmp_path / "two_minutes.mp4")  # 70 s twice: over two minutes
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 2400}).new_page()
+        page.goto(server, timeout=60_000)
+        page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files(str(video))
+        cancel = page.get_by_role("button", name="Cancel")
+        cancel.wait_for(timeout=120_000)
+        page.wait_for_timeout(1500)  # a person reads the bar before clicking
+        cancel.click()
+        page.get_by_text("was cancelled").wait_for(timeout=60_000)
+        page.get_by_role("button", name="Analyse it after all").click()
+        page.get_by_text("s left").first.wait_for(timeout=60_000)  # the progress bar with the time left
+        try:
+            page.get_by_text("Share of the time").wait_for(timeout=300_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "browser_session_failed.png"), full_page=True)
+            raise AssertionError(page.inner_text("body")[-1500:]) from None
+        emotion_map = page.locator(".js-plotly-plot").filter(has=page.locator(".rangeslider-container"))
+        emotion_map.locator(".hm").first.wait_for(timeout=60_000)  # the heat map, with its zoom slider
+        stretches = page.locator("[data-testid='stButton'] button").filter(has_text=" s · ")
+        assert stretches.count() >= 1
+        label = stretches.last.inner_text()
+        start, end = (float(x) for x in label.split(" s ")[0].split("–"))
+        stretches.last.click()
+        page.wait_for_timeout(3000)
+        page.get_by_text("Red cells raise").wait_for(timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "browser_session.png"), full_page=True)
+        caption = page.get_by_text("gradcam for").first.inner_text()
+        assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, (label, caption)
+        assert "Traceback" not in page.inner_text("body")
+        browser.close()

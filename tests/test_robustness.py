@@ -169,7 +169,7 @@ def test_cancelled_analysis_leaves_nothing(corpus: Path, analyzer: Analyzer) -> 
 
     before = _listing()
 
-    def cancel(fraction: float) -> None:
+    def cancel(fraction: float, stage: str) -> None:
         if fraction > 0.3:
             raise KeyboardInterrupt
 
