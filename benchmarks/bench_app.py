@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,11 +42,9 @@ def warm_up_clip() -> Path:
     return write_video(path, [face_frame(shift=(i % 5) * 4) for i in range(40)], 10, voiced_signal(4.0, seed=7))
 
 
-def main() -> None:
-    from playwright.sync_api import sync_playwright
-
-    clips = [Path(c) for c in sys.argv[1:]] or [MEDIA / "single_face_speech.mp4", MEDIA / "no_face.mp4",
-                                                MEDIA / "single_face.mp4"]
+@contextmanager
+def served() -> Iterator[tuple[subprocess.Popen, str, float]]:
+    """``streamlit run app.py`` on a free port: (process, url, start time), stopped on exit."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -53,33 +53,47 @@ def main() -> None:
                                "--server.headless", "true"], cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
-            page = browser.new_page()
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}", timeout=2000)
-                    break
-                except Exception:
-                    time.sleep(0.2)
-            page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
-            print(f"cold start to first page: {time.perf_counter() - t0:.1f} s")
-            for i, clip in enumerate([warm_up_clip(), *clips]):
-                page.goto(f"http://127.0.0.1:{port}")
-                page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
-                t = time.perf_counter()
-                page.locator("input[type=file]").first.set_input_files(str(clip))
-                page.get_by_text("Analysis complete").or_(page.get_by_text("Could not analyse")).first.wait_for(
-                    timeout=120_000)
-                what = "warm-up" if i == 0 else clip.name
-                print(f"upload to result, {what}: {time.perf_counter() - t:.2f} s")
-            page.wait_for_timeout(3000)
-            print(f"server memory after {len(clips) + 1} uploads: {rss_mb(server.pid):.0f} MB")
-            browser.close()
+        yield server, f"http://127.0.0.1:{port}", t0
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def open_page(p, url: str, height: int = 1200):
+    """Chromium on the app's first page (retrying while the server starts)."""
+    browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"])
+    page = browser.new_page(viewport={"width": 1400, "height": height})
+    while True:
+        try:
+            page.goto(url, timeout=2000)
+            break
+        except Exception:
+            time.sleep(0.2)
+    page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+    return browser, page
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    clips = [Path(c) for c in sys.argv[1:]] or [MEDIA / "single_face_speech.mp4", MEDIA / "no_face.mp4",
+                                                MEDIA / "single_face.mp4"]
+    with served() as (server, url, t0), sync_playwright() as p:
+        browser, page = open_page(p, url)
+        print(f"cold start to first page: {time.perf_counter() - t0:.1f} s")
+        for i, clip in enumerate([warm_up_clip(), *clips]):
+            page.goto(url)
+            page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+            t = time.perf_counter()
+            page.locator("input[type=file]").first.set_input_files(str(clip))
+            page.get_by_text("Expressed emotion").or_(page.locator("[data-testid='stAlert']")).first.wait_for(
+                timeout=120_000)
+            what = "warm-up" if i == 0 else clip.name
+            print(f"upload to result, {what}: {time.perf_counter() - t:.2f} s")
+        page.wait_for_timeout(3000)
+        print(f"server memory after {len(clips) + 1} uploads: {rss_mb(server.pid):.0f} MB")
+        browser.close()
 
 
 if __name__ == "__main__":

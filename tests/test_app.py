@@ -1,6 +1,7 @@
 """Every page through streamlit's AppTest; uploads go through the real file uploader widget."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -187,9 +188,17 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path, analyzer) -
 
     at = page().run()
     at.file_uploader(key="upload").set_value(("session.mp4", session_video.read_bytes(), "video/mp4")).run()
+    deadline = time.monotonic() + 240
+    while "The session" not in [s.value for s in at.subheader] and time.monotonic() < deadline:
+        no_exceptions(at)  # a long analysis shows its progress while it runs in its thread
+        time.sleep(1)
+        at.run()
     no_exceptions(at)
     assert "The session" in [s.value for s in at.subheader]
     assert at.get("plotly_chart"), "the emotion map is drawn"
+    from pages.common import Upload, results, upload_key
+
+    assert results().get(upload_key(Upload(session_video.read_bytes(), "session.mp4"))) is not None, "stored once"
     expected = analyzer.analyze(session_video).summary()
     shares = next(d.value for d in at.dataframe if list(d.value.columns) == ["emotion", *SOURCES])
     for s in SOURCES:
@@ -202,3 +211,21 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path, analyzer) -
     no_exceptions(at)
     caption = next(img.caption for i in at.get("image") for img in i.proto.imgs)
     assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, caption
+
+
+def test_a_long_analysis_can_be_cancelled_and_nothing_is_kept(session_video: Path) -> None:
+    from pages.common import Upload, results, upload_key
+
+    at = page().run()
+    data = session_video.read_bytes()
+    at.file_uploader(key="upload").set_value(("cancel_me.mp4", data, "video/mp4")).run()
+    no_exceptions(at)
+    assert any(p.proto.text.endswith(("left", "%")) for p in at.get("progress")), "progress with stage and share"
+    at.button(key="cancel").click().run()
+    deadline = time.monotonic() + 120
+    while not any("was cancelled" in i.value for i in at.info) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    no_exceptions(at)
+    assert any("was cancelled" in i.value for i in at.info)
+    assert results().get(upload_key(Upload(data, "cancel_me.mp4"))) is None
