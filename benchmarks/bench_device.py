@@ -22,7 +22,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from conftest import face_frame, looped_video, voiced_signal, write_video  # noqa: E402
 
 from emotion_core.constants import EMOTIONS  # noqa: E402
 
@@ -55,24 +56,7 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def loop_video(base: Path, seconds: float, out: Path) -> Path:
-    """``base`` repeated (stream copy, no re-encoding) to about ``seconds``."""
-    import imageio_ffmpeg
-
-    n = max(1, round(seconds / float(probe_duration(base))))
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", str(n - 1), "-i", str(base),
-                    "-c", "copy", str(out)], check=True)
-    return out
-
-
-def probe_duration(path: Path) -> float:
-    from emotion_core.media import probe
-
-    return probe(path).duration or 0.0
-
-
 def generated(folder: Path, seconds: float, name: str) -> Path:
-    from conftest import face_frame, voiced_signal, write_video
 
     n = int(seconds * 10)
     return write_video(folder / name, [face_frame(shift=(i % 10) * 3) for i in range(n)], 10, voiced_signal(seconds))
@@ -206,7 +190,7 @@ def main() -> None:
             out["agreement_with_cpu"] = compare(a, Path(args.compare))
             print(json.dumps(out["agreement_with_cpu"]), flush=True)
         if "long" not in args.skip:
-            video = loop_video(base, args.minutes * 60, d / "long.mp4")
+            video = looped_video(base, args.minutes * 60, d / "long.mp4")
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             t = time.perf_counter()
@@ -228,7 +212,7 @@ def main() -> None:
             inputs = d / "in"
             inputs.mkdir()
             for i in range(args.recordings):
-                loop_video(base, args.seconds, inputs / f"rec{i:03d}.mp4")
+                looped_video(base, args.seconds, inputs / f"rec{i:03d}.mp4")
             stats = run_batch([inputs], d / "out", settings=Settings(device=str(device)))
             out["batch"] = {k: stats[k] for k in ("recordings", "workers", "wall_s", "recordings_per_hour",
                                                   "real_time_factor")} | {"seconds_each": args.seconds}

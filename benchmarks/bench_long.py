@@ -28,14 +28,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def make_long_video(folder: Path, seconds: float, name: str = "long.mp4", seed: int = 2) -> Path:
     """A 640x360 talking-face video with voice: a generated 10 s clip looped (stream copy)."""
-    import imageio_ffmpeg
-    from conftest import face_frame, voiced_signal, write_video
+    from conftest import face_frame, looped_video, voiced_signal, write_video
 
     base = write_video(folder / f"base{seed}.mp4", [face_frame(shift=(i % 10) * 3) for i in range(100)], 10,
                        voiced_signal(10.0, seed=seed))
-    video = folder / name
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", str(max(0, round(seconds / 10) - 1)),
-                    "-i", str(base), "-c", "copy", str(video)], check=True)
+    video = looped_video(base, seconds, folder / name)
     base.unlink()
     return video
 

@@ -64,9 +64,9 @@ def job_for(up: Upload) -> Job:
     return job
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=2.0)
 def progress_view(job: Job) -> None:
-    """Redrawn every half second until the analysis ends, then the whole page runs again."""
+    """Redrawn every two seconds until the analysis ends, then the whole page runs again."""
     if job.done.is_set():
         st.rerun()
     st.progress(min(max(job.fraction, 0.0), 1.0), text=job.status)
