@@ -58,6 +58,8 @@ def job_for(up: Upload) -> Job:
     key = upload_key(up)
     job = st.session_state.get("job")
     if job is None or job.key != key:
+        if job is not None:
+            job.cancel.set()  # a new upload replaces one still being analysed: stop that one
         job = Job(up, key)
         st.session_state["job"] = job
         threading.Thread(target=job.run, daemon=True, name=f"analysis {up.name}").start()
