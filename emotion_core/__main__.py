@@ -14,7 +14,8 @@ from . import cli
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in cli.TRAINING_COMMANDS:
+    runtime = argv[:1] == ["evaluate"] and len(argv) > 1 and argv[1] in cli.RUNTIME_EVALUATIONS
+    if argv and argv[0] in cli.TRAINING_COMMANDS and not runtime:
         from .training import cli as training_cli  # the training wing, only when asked for
 
         return training_cli.main(argv)

@@ -8,6 +8,7 @@ the best frame of a moment, table rows), so that the pages and report writers on
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import dataclasses
 import logging
@@ -41,6 +42,7 @@ from .media import (
     prefetch,
     probe,
 )
+from .profile import VoiceProfile, profiled_model
 from .registry import Models, load_models
 from .session import MIN_SEGMENT_S, SMOOTHING_S, SessionSummary, summarize_session
 
@@ -158,6 +160,7 @@ class AnalysisResult:
     error: str | None = None
     untrained: bool = False
     baseline: VoiceBaseline | None = None
+    profile: dict[str, Any] | None = None  # the profile the voice was read with (what it was fitted on)
     audio: np.ndarray | None = None  # kept in memory only, for explanations; never serialised
 
     @property
@@ -247,6 +250,8 @@ class AnalysisResult:
             d["untrained"] = True
         if self.baseline is not None:  # absent on the plain path, so its output is unchanged
             d["baseline"] = self.baseline.to_dict()
+        if self.profile is not None:
+            d["profile"] = self.profile
         return d
 
 
@@ -268,6 +273,17 @@ class Analyzer:
         self.limits = limits
         self.detector = detector or FaceDetector(device=self.device)
         self.frame_rate = frame_rate
+        self.profile: VoiceProfile | None = None
+        self.voice_model = self.models.voice  # the shipped voice model, or it with a profile
+
+    def with_profile(self, profile: VoiceProfile | None) -> Analyzer:
+        """This analyser reading voices through ``profile`` (None: the shipped model); the models, the
+        detector and the settings are shared, nothing is loaded again. MediaError when the profile
+        belongs to another version of the voice model."""
+        out = copy.copy(self)
+        out.profile = profile
+        out.voice_model = self.models.voice if profile is None else profiled_model(self.models.voice, profile)
+        return out
 
     # -- branches --------------------------------------------------------------------------
     def voice_branch(self, audio: np.ndarray | None, warnings: list[str], kind: str,
@@ -287,7 +303,7 @@ class Analyzer:
         if not windows:
             warnings.append("voice: no stretch of at least half a second of voice was found.")
             return None
-        vws = predict_voice_windows(self.models.voice, audio, windows, batch_size=self.batching.voice,
+        vws = predict_voice_windows(self.voice_model, audio, windows, batch_size=self.batching.voice,
                                     baseline=None if baseline is None else baseline.features, progress=progress)
         voiced = float(sum((w.end - w.start) * w.activity for w in vws))
         return VoiceBranch(pool_voice(vws), vws, voiced)
@@ -361,7 +377,8 @@ class Analyzer:
         branch read each window relative to that person; without them the plain path runs.
         """
         path = Path(path)
-        res = AnalysisResult(file=display_name or str(path), untrained=self.models.untrained, baseline=baseline)
+        res = AnalysisResult(file=display_name or str(path), untrained=self.models.untrained, baseline=baseline,
+                             profile=None if self.profile is None else self.profile.to_dict())
         if res.untrained:
             res.warnings.append("UNTRAINED MODEL: no trained weights are installed; these numbers are not predictions.")
         try:
@@ -411,9 +428,9 @@ class Analyzer:
     def with_baseline(self, res: AnalysisResult, baseline: VoiceBaseline | None = None,
                       baseline_span: tuple[float, float] | None = None) -> AnalysisResult:
         """``res`` with its voice read again relative to a personal baseline (or without one when
-        neither is given): only the voice branch, the timeline and the fusion run again, since the
-        face does not depend on the baseline. ``res`` must come from ``analyze(..., keep_audio=True)``.
-        Raises MediaError (a human message) when the baseline cannot serve."""
+        neither is given), through this analyser's profile if it has one: only the voice branch, the
+        timeline and the fusion run again, since the face depends on neither. ``res`` must come from
+        ``analyze(..., keep_audio=True)``. Raises MediaError (a human message) when the baseline cannot serve."""
         if res.error is not None:
             raise ValueError("a failed analysis has no voice to read again")
         if res.audio is None:
@@ -421,7 +438,8 @@ class Analyzer:
                 raise ValueError("analyse with keep_audio=True to read the voice again")
             raise MediaError(f"baseline: {Path(res.file).name} has no voice to read relative to a baseline.")
         out = dataclasses.replace(res, warnings=[w for w in res.warnings if not w.startswith(VOICE_STAGE)],
-                                  baseline=baseline, voice=None, timeline=[], probs=None, agreement=None, weights={})
+                                  baseline=baseline, voice=None, timeline=[], probs=None, agreement=None, weights={},
+                                  profile=None if self.profile is None else self.profile.to_dict())
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
             self._listen(out, res.audio, baseline_span)

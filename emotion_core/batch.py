@@ -40,8 +40,10 @@ import torch
 from .analysis import Analyzer, prob_columns
 from .constants import EMOTIONS
 from .devices import DeviceError, resolve_device
+from .errors import MediaError
 from .media import Limits, expand_inputs
-from .options import add_device_argument, add_frame_rate_argument, parse_span
+from .options import add_device_argument, add_frame_rate_argument, add_profile_argument, parse_span
+from .profile import VoiceProfile
 from .session import SOURCES
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,13 @@ class Settings:
     baseline_span: tuple[float, float] | None = None
     frame_rate: float | None = None  # None: by length (media.frame_rate_for)
     device: str = "auto"  # where each worker runs the networks (devices.resolve_device); one worker per GPU
+    profile: str | None = None  # a profile file (``adapt``) every worker reads voices through
+
+    def analyzer(self, device: str | None = None) -> Analyzer:
+        """A worker's analyser with these settings (its profile applied)."""
+        a = Analyzer(limits=Limits(max_file_mb=self.max_mb, max_duration_s=self.max_duration_s),
+                     frame_rate=self.frame_rate, device=device or self.device)
+        return a.with_profile(VoiceProfile.load(self.profile)) if self.profile else a
 
     @property
     def span_text(self) -> str | None:
@@ -101,7 +110,7 @@ def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dic
         "n_windows": len(windows), "disagree_share": (sum(disagree) / len(disagree)) if disagree else None,
         "face_frames_used": None if res.face is None else res.face.frames_used,
         "voiced_seconds": None if res.voice is None else res.voice.voiced_seconds,
-        "baseline_span": settings.span_text, "frame_rate": settings.frame_rate,
+        "baseline_span": settings.span_text, "frame_rate": settings.frame_rate, "profile": settings.profile,
         "warnings": "; ".join(res.warnings), "processing_s": elapsed, "size": job.size, "mtime_ns": job.mtime_ns,
     }
     for prefix, p in (("", res.probs), ("face_", res.face and res.face.probs), ("voice_", res.voice and res.voice.probs)):
@@ -131,8 +140,7 @@ def _init_worker(threads: int, settings: Settings, gpu_counter: Any = None) -> N
         with gpu_counter.get_lock():
             device = f"cuda:{gpu_counter.value % torch.cuda.device_count()}"
             gpu_counter.value += 1
-    _WORKER_ANALYZER = Analyzer(limits=Limits(max_file_mb=settings.max_mb, max_duration_s=settings.max_duration_s),
-                                frame_rate=settings.frame_rate, device=device)
+    _WORKER_ANALYZER = settings.analyzer(device)
     _WORKER_SETTINGS = settings
 
 
@@ -163,7 +171,7 @@ class ResultStore:
         if retry_failed and s["status"] == "error":
             return False
         same_settings = (s.get("baseline_span") == settings.span_text
-                         and s.get("frame_rate") == settings.frame_rate)
+                         and s.get("frame_rate") == settings.frame_rate and s.get("profile") == settings.profile)
         return s["size"] == job.size and s["mtime_ns"] == job.mtime_ns and same_settings
 
     def write(self, part: dict[str, Any]) -> None:
@@ -339,7 +347,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
-    settings = Settings(args.max_mb, args.max_duration, span, args.frame_rate, args.device)
+    if args.profile:
+        try:
+            VoiceProfile.load(args.profile)
+        except MediaError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    settings = Settings(args.max_mb, args.max_duration, span, args.frame_rate, args.device,
+                        str(Path(args.profile).resolve()) if args.profile else None)
     if args.ray is None:
         try:
             resolve_device(args.device)  # a Ray cluster's GPUs are its workers', not this machine's
@@ -363,6 +378,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--retry-failed", action="store_true", help="analyse again the files that failed before")
     b.add_argument("--baseline-span", metavar="START:END", help="this stretch of every recording (seconds) is the "
                    "person's usual voice (a baseline period); each recording's voice is read relative to it")
+    add_profile_argument(b)
     add_frame_rate_argument(b)
     add_device_argument(b)
     b.add_argument("--max-mb", type=float, default=BATCH_MAX_MB, help="largest file accepted (MB)")

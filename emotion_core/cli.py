@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
@@ -25,10 +26,19 @@ from .errors import MediaError
 from .explain import CAM_METHODS
 from .explain_report import explain_file
 from .media import Limits, expand_inputs
-from .options import add_device_argument, add_frame_rate_argument, parse_span
+from .options import add_device_argument, add_frame_rate_argument, add_profile_argument, parse_span
+from .own_data import MODALITIES, adapt, evaluate_files, read_labels, write_outputs
+from .profile import VoiceProfile
 
 TRAINING_COMMANDS = ("train", "evaluate", "tables", "ravdess-av")
+RUNTIME_EVALUATIONS = ("data",)
+"""``evaluate data`` (a user's own labelled recordings) is a runtime command; other ``evaluate`` targets train-side."""
 """Subcommands of ``emotion_core.training.cli``, reachable through ``python -m emotion_core`` too."""
+
+
+def with_profile(analyzer: Analyzer, path: str | None) -> Analyzer:
+    """The analyser reading voices through the profile at ``path`` (MediaError with a human message)."""
+    return analyzer if not path else analyzer.with_profile(VoiceProfile.load(path))
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -37,6 +47,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                         frame_rate=args.frame_rate, device=args.device)
     baseline = span = None
     try:
+        analyzer = with_profile(analyzer, args.profile)
         if args.baseline:
             baseline = analyzer.load_baseline(args.baseline)
         if args.baseline_span:
@@ -76,6 +87,44 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_data(args: argparse.Namespace) -> int:
+    try:
+        items = read_labels(args.labels)
+        analyzer = with_profile(Analyzer(frame_rate=args.frame_rate, device=args.device), args.profile)
+    except (MediaError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with tqdm(total=len(items), desc="evaluate", unit="file", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+        report = evaluate_files(analyzer, items, args.modality, lambda i, n, name: bar.update(i - bar.n))
+    doc = report.to_dict()
+    if args.out:
+        write_outputs(report, Path(args.out))
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        acc = "–" if doc["accuracy"] is None else f"{doc['accuracy']:.1%}"
+        print(f"{doc['n']} files scored, accuracy {acc} among {', '.join(doc['classes'])}; "
+              f"{len(doc['failed'])} could not be scored")
+    return 0 if doc["n"] else 2
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    try:
+        items = read_labels(args.labels)
+        analyzer = Analyzer(device=args.device)
+        with tqdm(total=len(items), desc="adapt", unit="file", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+            profile, failed = adapt(analyzer, items, Path(args.out).stem, Path(args.labels).name,
+                                    lambda i, n, name: bar.update(i - bar.n))
+    except (MediaError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    profile.save(args.out)
+    for f in failed:
+        print(f"  skipped: {f.reason}", file=sys.stderr)
+    print(json.dumps({"profile": str(args.out), **profile.to_dict()}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emotion_core", description="Emotion recognition from face and voice.",
                                 epilog="Training and evaluation: python -m emotion_core {train,evaluate,tables,"
@@ -91,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "in their usual way; the voice is then read relative to them")
     a.add_argument("--baseline-span", metavar="START:END", help="use this stretch of each input (seconds) as the "
                    "person's baseline instead")
+    add_profile_argument(a)
     add_frame_rate_argument(a)
     add_device_argument(a)
     a.add_argument("--max-mb", type=float, default=MAX_FILE_MB, help="largest file accepted (MB)")
@@ -106,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--samples", type=int, default=1000, help="LIME perturbations")
     add_device_argument(e)
     e.set_defaults(func=cmd_explain)
+
+    ev = sub.add_parser("evaluate", help="evaluate data: score the model on your own labelled recordings")
+    ev.add_argument("what", choices=["data"], help="'data' (the training evaluations: python -m emotion_core.training)")
+    ev.add_argument("--labels", required=True, metavar="LABELS.csv",
+                    help="CSV with columns path,label[,speaker]; paths relative to the CSV's folder or absolute")
+    ev.add_argument("--modality", choices=MODALITIES, help="default: voice for audio, fused for video, face for images")
+    ev.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    ev.add_argument("--out", metavar="DIR", help="also write predictions.csv and report.html here")
+    add_profile_argument(ev)
+    add_frame_rate_argument(ev)
+    add_device_argument(ev)
+    ev.set_defaults(func=cmd_evaluate_data)
+
+    ad = sub.add_parser("adapt", help="fit a voice profile on your own labelled recordings")
+    ad.add_argument("--labels", required=True, metavar="LABELS.csv", help="as for evaluate data")
+    ad.add_argument("--out", required=True, metavar="PROFILE", help="the profile file to write (e.g. clinic.profile)")
+    ad.add_argument("--modality", choices=["voice"], default="voice", help="what is adapted (the voice only)")
+    add_device_argument(ad)
+    ad.set_defaults(func=cmd_adapt)
 
     add_batch_parser(sub)
     return p

@@ -77,7 +77,11 @@ MAX_FILE_MB = 200.0
 MAX_DURATION_S = 20 * 60.0
 MAX_IMAGE_PIXELS = 50_000_000
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac"})
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".flv", ".3gp", ".3g2", ".wmv",
+                              ".asf", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".vob", ".ogv"})
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".amr", ".wma", ".aif",
+                              ".aiff", ".au", ".caf", ".ac3", ".mka", ".weba"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+"""Extensions are only used to pick media files out of a folder; a file given by name is read by its
+content (``media.probe``), whatever its extension."""
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS | IMAGE_EXTENSIONS

@@ -21,10 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .constants import (
-    AUDIO_EXTENSIONS,
     DETECT_MAX_SIDE,
     FRAME_RATE,
-    IMAGE_EXTENSIONS,
     LONG_FRAME_RATE,
     LONG_RECORDING_S,
     MAX_DURATION_S,
@@ -34,7 +32,6 @@ from .constants import (
     MEDIA_EXTENSIONS,
     MIN_FRAME_RATE,
     SAMPLE_RATE,
-    VIDEO_EXTENSIONS,
 )
 from .errors import MediaError
 
@@ -103,14 +100,9 @@ def probe(path: str | Path, limits: Limits = Limits()) -> MediaInfo:
         raise MediaError(
             f"{path.name}: the file is {size / 1e6:.0f} MB, over the {limits.max_file_mb:.0f} MB limit."
         )
-    ext = path.suffix.lower()
-    if ext in IMAGE_EXTENSIONS:
-        return _probe_image(path, limits)
-    if ext not in VIDEO_EXTENSIONS | AUDIO_EXTENSIONS:
-        raise MediaError(
-            f"{path.name}: '{ext or 'no extension'}' is not a supported format. Use a video "
-            f"(mp4, mov, avi, mkv, webm), audio (wav, flac, mp3, m4a, ogg) or image (jpg, png) file."
-        )
+    image = _probe_image(path, limits)
+    if image is not None:
+        return image
     from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
     try:
@@ -120,8 +112,8 @@ def probe(path: str | Path, limits: Limits = Limits()) -> MediaInfo:
             raise MediaError(f"{path.name}: the file is too small ({size} bytes) to hold any audio or video; it may "
                              "be empty, cut short, or not a media file.") from None
         raise MediaError(
-            f"{path.name}: this file could not be read as audio or video. It may be damaged, "
-            f"truncated, or not really a {ext[1:]} file."
+            f"{path.name}: this file could not be read as audio, video or a photo. It may be damaged or "
+            "truncated, or hold something else (any format ffmpeg can decode is accepted, whatever its name)."
         ) from None
     has_video = bool(infos.get("video_found"))
     has_audio = bool(infos.get("audio_found"))
@@ -154,18 +146,26 @@ def _display_rotation(path: Path) -> int:
     return int(round(float(m.group(1)))) % 360 if m else 0
 
 
-def _probe_image(path: Path, limits: Limits) -> MediaInfo:
+def _probe_image(path: Path, limits: Limits) -> MediaInfo | None:
+    """The file as a still photo when its content is one (by its bytes, not its name); else None."""
     try:
         with Image.open(path) as im:
             w, h = im.size
+            still = im.format in STILL_FORMATS
     except Exception:
-        raise MediaError(f"{path.name}: this file could not be read as an image.") from None
+        return None
+    if not still:
+        return None
     if w * h > limits.max_image_pixels:
         raise MediaError(
             f"{path.name}: the image is {w}x{h} pixels, over the limit of "
             f"{limits.max_image_pixels / 1e6:.0f} megapixels."
         )
     return MediaInfo(path, "image", None, True, False, w, h)
+
+
+STILL_FORMATS = frozenset({"JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF", "MPO", "PPM", "TGA", "ICO", "JPEG2000"})
+"""Pillow formats read as a photo (the first frame of an animated GIF or WebP)."""
 
 
 def load_image(info: MediaInfo, max_side: int = DETECT_MAX_SIDE * 2) -> np.ndarray:

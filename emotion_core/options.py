@@ -73,3 +73,8 @@ def parse_overrides(pairs: list[str] | None, *targets: type) -> list[dict]:
             known = sorted({f.name for cls in targets for f in dataclasses.fields(cls)})
             raise SystemExit(f"--set {key}: unknown setting (known: {', '.join(known)})")
     return out
+
+
+def add_profile_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", metavar="FILE", help="read voices through this profile (made by `adapt` or the "
+                   "app's 'Your data' page)")

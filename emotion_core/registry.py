@@ -65,6 +65,7 @@ def save_checkpoint(path: str | Path, kind: str, model: nn.Module, meta: dict[st
 def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes; returns (model in eval mode, metadata)."""
     path = Path(path)
+    expected = None
     if verify:
         mpath = path.parent / MANIFEST
         expected = json.loads(mpath.read_text()).get(path.name) if mpath.exists() else None
@@ -76,7 +77,7 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
     net_cls, cfg_cls = CLASSES[ckpt["kind"]]
     model = net_cls(cfg_cls.from_dict(ckpt["config"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
-    return model.eval(), ckpt["meta"]
+    return model.eval(), ckpt["meta"] | ({"sha256": expected} if expected else {})
 
 
 @dataclass

@@ -109,9 +109,16 @@ class VoiceEnsemble(nn.Module):
 
     def forward(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None,
                 baseline: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_features(mel, n_frames, baseline)[0]
+
+    def forward_with_features(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None,
+                              baseline: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ensemble's output and the frozen encoder's features it was computed from (for a profile)."""
         a = torch.log_softmax(self.finetuned(mel, n_frames) / self.finetuned_temperature, -1)
-        b = torch.log_softmax(self.probe(mel, n_frames, baseline), -1)
-        return (1 - self.weight) * a + self.weight * b
+        f = self.probe.features(mel, n_frames)
+        head = self.probe.head(f) if baseline is None else self.probe.baseline_head(
+            torch.cat([f, f - baseline.to(f.dtype)], -1))
+        return (1 - self.weight) * a + self.weight * torch.log_softmax(head, -1), f
 
     def randomised(self) -> VoiceEnsemble:
         """Both members freshly initialised (the model-randomisation sanity check's reference)."""

@@ -14,22 +14,22 @@ from emotion_core.html_report import render_html
 from emotion_core.session import SESSION_VIEW_S
 from pages.analysis_job import analysis_of
 from pages.common import (
-    AUDIO_VIDEO_TYPES,
-    IMAGE_TYPES,
+    FORMATS_HELP,
     LIMITS_TEXT,
+    BaselineChoice,
     Upload,
     clear_results,
     get_analyzer,
     with_baseline,
 )
-from pages.sections import baseline_chooser, face_panel, timeline_section, voice_panel
+from pages.sections import baseline_chooser, face_panel, profile_chooser, timeline_section, voice_panel
 from pages.session_view import session_section
 from pages.widgets import AGREEMENT_TEXT, EMOJI, branch_chart, probability_table, progress_columns
 
 st.title("Analyse a recording")
 st.caption("Upload a short video, an audio file or a photo of one person, or record your voice. " + LIMITS_TEXT)
 left, right = st.columns([3, 2])
-upload = left.file_uploader("Video, audio or photo", key="upload", type=AUDIO_VIDEO_TYPES + IMAGE_TYPES)
+upload = left.file_uploader("Video, audio or photo", key="upload", help=FORMATS_HELP)
 recording = right.audio_input("…or record speech", key="recording")
 if right.button("Clear my results", help="Forget every upload and result of this session"):
     clear_results()
@@ -48,14 +48,16 @@ if plain.error:
     st.stop()
 
 # --- personal baseline (optional): only the voice is read again ---------------------------------
-choice = baseline_chooser(plain)
+choice, profile = baseline_chooser(plain), profile_chooser()
 res = plain
-if choice is not None:
+if choice is not None or profile is not None:
     try:
-        with st.spinner("Reading the voice relative to the baseline…"):
-            res = with_baseline(up, choice)
+        with st.spinner("Reading the voice again…"):
+            res = with_baseline(up, choice or BaselineChoice(), profile)
     except MediaError as e:
-        st.error(f"{e} Showing the analysis without a baseline.")
+        st.error(f"{e} Showing the analysis without it.")
+if res.profile is not None:
+    st.caption(f"Voice read through the profile '{res.profile['name']}' (fitted on {res.profile['clips']}).")
 for w in res.warnings:
     st.warning(w)
 if res.probs is None:

@@ -22,24 +22,18 @@ import streamlit as st
 
 from emotion_core.analysis import AnalysisResult, Analyzer, Progress, release_memory
 from emotion_core.baseline import VoiceBaseline
-from emotion_core.constants import (
-    AUDIO_EXTENSIONS,
-    IMAGE_EXTENSIONS,
-    MAX_DURATION_S,
-    MAX_FILE_MB,
-    SAMPLE_RATE,
-    VIDEO_EXTENSIONS,
-)
+from emotion_core.constants import MAX_DURATION_S, MAX_FILE_MB, MEDIA_EXTENSIONS, SAMPLE_RATE
 from emotion_core.devices import device_from_env
 from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
+from emotion_core.profile import VoiceProfile
 from pages.result_store import Results
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
 LIMITS_TEXT = (f"Files up to {MAX_FILE_MB:.0f} MB and {MAX_DURATION_S / 60:.0f} minutes; frames are "
                "downscaled to 640 pixels before face detection.")
-AUDIO_VIDEO_TYPES = sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS | AUDIO_EXTENSIONS)
-IMAGE_TYPES = sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS)
+FORMATS_HELP = ("Any format ffmpeg reads, recognised by its content: for example "
+                + ", ".join(sorted(e.lstrip(".") for e in MEDIA_EXTENSIONS)) + ".")
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ def get_analyzer() -> Analyzer:
     return Analyzer(device=device_from_env())
 
 
-def _tmp_dir() -> str | None:
+def memory_dir() -> str | None:
     shm = Path("/dev/shm")
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
@@ -73,7 +67,7 @@ def _tmp_dir() -> str | None:
 def _transient_copy(up: Upload) -> Iterator[Path]:
     """The bytes as a file in memory-backed storage, deleted on exit (the decoders need a path)."""
     safe = re.sub(r"[^\w.\- ]", "_", Path(up.name).name)[-120:] or "upload.bin"
-    with tempfile.TemporaryDirectory(prefix="emotion-", dir=_tmp_dir()) as d:
+    with tempfile.TemporaryDirectory(prefix="emotion-", dir=memory_dir()) as d:
         path = Path(d) / safe
         path.write_bytes(up.data)
         yield path
@@ -107,11 +101,13 @@ def baseline_recording(up: Upload) -> VoiceBaseline:
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
-def with_baseline(up: Upload, choice: BaselineChoice) -> AnalysisResult:
-    """The upload's analysis with the voice read relative to the baseline: only the voice branch and
-    the fusion run again. MediaError (a human message) when the baseline cannot serve."""
+def with_baseline(up: Upload, choice: BaselineChoice, profile: bytes | None = None) -> AnalysisResult:
+    """The upload's analysis with the voice read again, relative to the baseline and through the voice
+    profile (either may be absent): only the voice branch and the fusion run again. MediaError (a human
+    message) when the baseline or the profile cannot serve."""
     baseline = baseline_recording(choice.recording) if choice.recording else None
-    return get_analyzer().with_baseline(analyze_upload(up), baseline, choice.span)
+    analyzer = get_analyzer().with_profile(None if profile is None else VoiceProfile.from_bytes(profile))
+    return analyzer.with_baseline(analyze_upload(up), baseline, choice.span)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)

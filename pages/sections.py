@@ -9,7 +9,7 @@ import streamlit as st
 from emotion_core.analysis import AnalysisResult
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
 from emotion_core.explain import CAM_METHODS, region_shares
-from pages.common import AUDIO_VIDEO_TYPES, BaselineChoice, Upload, face_overlay, voice_lime, window_audio
+from pages.common import FORMATS_HELP, BaselineChoice, Upload, face_overlay, voice_lime, window_audio
 from pages.widgets import lime_figure, timeline_figure, timeline_table
 
 NO_BASELINE, OTHER_RECORDING, STRETCH = "None", "A separate recording of this person", "A stretch of this recording"
@@ -25,7 +25,7 @@ def baseline_chooser(plain: AnalysisResult) -> BaselineChoice | None:
         mode = st.radio("Baseline", [NO_BASELINE, OTHER_RECORDING, STRETCH], key="bl_mode", horizontal=True)
         if mode == OTHER_RECORDING:
             b = st.file_uploader("Baseline recording (audio or video of the same person)", key="baseline_upload",
-                                 type=AUDIO_VIDEO_TYPES)
+                                 help=FORMATS_HELP)
             return BaselineChoice(recording=Upload(b.getvalue(), b.name)) if b is not None else None
         if mode == STRETCH and (plain.kind == "image" or not plain.duration):
             st.caption("A photo has no voice to take a baseline from.")
@@ -33,6 +33,26 @@ def baseline_chooser(plain: AnalysisResult) -> BaselineChoice | None:
             dur = float(plain.duration)
             span = st.slider("Baseline stretch (seconds)", 0.0, dur, (0.0, min(dur, 10.0)), step=0.5, key="bl_span")
             return BaselineChoice(span=(float(span[0]), float(span[1])))
+    return None
+
+
+NO_PROFILE, SESSION_PROFILE, PROFILE_FILE = "None (the shipped model)", "Built on the 'Your data' page", "A profile file"
+
+
+def profile_chooser() -> bytes | None:
+    """The optional voice profile: the one built in this session on 'Your data', or an uploaded file."""
+    built = st.session_state.get("voice_profile")
+    with st.expander("Voice profile (optional)", expanded=st.session_state.get("profile_mode", NO_PROFILE) != NO_PROFILE):
+        st.caption("A profile adapts the voice model to your group's own recordings (made on the 'Your data' page or "
+                   "with `python -m emotion_core adapt`). It only re-weighs the emotions it was fitted on.")
+        modes = [NO_PROFILE, *([SESSION_PROFILE] if built else []), PROFILE_FILE]
+        mode = st.radio("Profile", modes, key="profile_mode", horizontal=True)
+        if mode == SESSION_PROFILE:
+            st.caption(f"{built['info']['name']}: fitted on {built['info']['clips']}.")
+            return built["bytes"]
+        if mode == PROFILE_FILE:
+            f = st.file_uploader("Profile file", key="profile_upload")
+            return f.getvalue() if f is not None else None
     return None
 
 

@@ -132,3 +132,24 @@ def session_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     voice = np.concatenate([voiced_signal(5.0, seed=3), 1.6 * voiced_signal(5.0, f0=230, seed=5)])
     base = write_video(d / "base.mp4", [face_frame(shift=(i % 10) * 3) for i in range(100)], 10, voice)
     return looped_video(base, 70.0, d / "session.mp4")
+
+
+@pytest.fixture(scope="session")
+def labelled_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A zip as a research group would upload it: a folder of labelled voices and its LABELS.csv."""
+    import io
+    import zipfile
+
+    import soundfile as sf
+
+    out = tmp_path_factory.mktemp("labelled") / "our_recordings.zip"
+    rows = ["path,label,speaker"]
+    with zipfile.ZipFile(out, "w") as z:
+        for i in range(3):
+            for label, f0 in (("sad", 95.0), ("happy", 260.0)):
+                buf = io.BytesIO()
+                sf.write(buf, voiced_signal(2.0, f0=f0 + 9 * i, seed=20 + i), SR, format="WAV")
+                z.writestr(f"clips/{label}_{i}.wav", buf.getvalue())
+                rows.append(f"clips/{label}_{i}.wav,{label},p{i % 2}")
+        z.writestr("LABELS.csv", "\n".join(rows) + "\n")
+    return out

@@ -157,3 +157,29 @@ def test_a_long_recording_as_a_session_in_chromium(server: str, session_video: P
         assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, (label, caption)
         assert "Traceback" not in page.inner_text("body")
         browser.close()
+
+
+def test_your_data_page_in_chromium(server: str, labelled_zip: Path) -> None:
+    """A zip of labelled voices: evaluated with a confusion matrix, then a profile built and offered."""
+    chromium = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+        page.goto(server, timeout=60_000)
+        page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+        page.get_by_role("link", name="Your data").click()  # as a person does, through the sidebar
+        page.get_by_text("Nothing uploaded yet").wait_for(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files(str(labelled_zip))
+        page.get_by_role("button", name="Evaluate").click()
+        page.get_by_text("Files scored").wait_for(timeout=180_000)
+        page.get_by_text("Predictions among happy, sad").wait_for(timeout=30_000)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the confusion matrix
+        page.get_by_role("button", name="Build a profile from these recordings").click()
+        page.get_by_role("button", name="Download the profile").wait_for(timeout=180_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "browser_your_data.png"), full_page=True)
+        text = page.inner_text("body")
+        assert "Profile 'my-group' fitted on" in text and "Traceback" not in text
+        browser.close()

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from ..cli import setup
 from ..devices import DeviceError, resolve_device
 from ..registry import REPORTS_DIR
-from . import evaluate_fusion, ravdess_av, tables, train_face, train_probe, train_voice
+from . import adapt_curve, evaluate_fusion, ravdess_av, tables, train_face, train_probe, train_voice, voice_corpora
 
 TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
-    "voice": train_voice.main, "voice-probe": train_probe.main, "face": train_face.main}
+    "voice": train_voice.main, "voice-probe": train_probe.main, "voice-corpora": voice_corpora.main,
+    "face": train_face.main}
 EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
-    "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate}
+    "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate,
+    "adapt-curve": adapt_curve.main}
 
 TAKES_SET = (("train", "voice"), ("train", "face"))
 """The commands whose settings ``--set KEY=VALUE`` changes."""
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         t = sub.add_parser(name, help=f"{name} a model (see the model card)")
         t.add_argument("what", choices=list(commands))
         t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face); "
+                       "voice-corpora: the folder holding ravdess-speech-16k/, urdu-16k/ and turev-16k/; "
                        "for 'evaluate voice', 'oof' summarises the committed out-of-fold predictions")
         t.add_argument("--out", default="runs", help="folder for logs, caches and out-of-fold predictions")
         t.add_argument("--weights", default=None, help="where to write the shipped checkpoint (default weights/)")
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--resume", action="store_true", help="face: continue from --out/face_train_state.pt")
         t.add_argument("--stop-after", type=int, default=None, help="face: train at most N epochs in this run")
         t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
+        t.add_argument("--compare-weights", default=None,
+                       help="voice-corpora: folder of the model to compare against (default weights/, before it is "
+                            "replaced)")
         t.set_defaults(func=lambda args, commands=commands: commands[args.what](args))
     return p
 

@@ -116,8 +116,8 @@ def cross_validate(feats: np.ndarray, labels: np.ndarray, actors: np.ndarray, p_
     out = {"probe": p_probe}
     if p_ft is not None:
         ens = geometric(p_ft, p_probe)
-        t = fit_temperature(lambda t: nll(labels, _power(ens, t)))
-        out["ensemble"] = _power(ens, t)
+        t = fit_temperature(lambda t: nll(labels, power(ens, t)))
+        out["ensemble"] = power(ens, t)
         res["finetuned"] = {"fold_accuracy": per_fold(p_ft, everything)}
         res["ensemble"] = {"fold_accuracy": per_fold(ens, everything), "temperature": t,
                            "ece_before": ece(labels, ens), "ece_after": ece(labels, out["ensemble"]),
@@ -136,7 +136,7 @@ def cross_validate(feats: np.ndarray, labels: np.ndarray, actors: np.ndarray, p_
     return {"results": res, "oof": out}
 
 
-def _power(p: np.ndarray, t: float) -> np.ndarray:
+def power(p: np.ndarray, t: float) -> np.ndarray:
     """Temperature on a probability table: softmax(log p / t)."""
     logp = np.log(np.clip(p, 1e-12, 1)) / t
     q = np.exp(logp - logp.max(1, keepdims=True))

@@ -1,0 +1,120 @@
+"""The learning curve of a profile: how much adapting to a few labelled clips buys, whole speakers held out.
+
+    python -m emotion_core evaluate adapt-curve --data ../shared/data --out runs/corpora
+
+For URDU and TurEV-DB (corpora the shipped voice model never heard), speakers are split into five
+groups (TurEV-DB: its six speakers one at a time). For each held-out group, k = 5, 10 and 20
+labelled clips per emotion are drawn from the *other* speakers of the same corpus (five draws), a
+profile is fitted on them with ``profile.fit_profile`` (the code behind ``adapt`` and the app), and
+every clip of the held-out speakers is scored, predictions among the corpus's emotions. "none" is the
+shipped model without a profile; "all" fits on every clip of the other speakers.
+
+Inputs come from the cache of ``train voice-corpora`` (stage 1: the shipped model's clip
+probabilities and the frozen encoder's clip features, pooled over voiced windows as ``adapt`` does).
+Writes ``reports/adapt_curve.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..constants import EMOTIONS
+from ..profile import adapted_logprobs, fit_profile
+from ..registry import REPORTS_DIR, load_model
+from .voice_corpora import Table, corpus_scores, features_stage
+
+log = logging.getLogger(__name__)
+
+SHOTS = (5, 10, 20)
+DRAWS = 5
+N_GROUPS = 5
+COMMAND = "python -m emotion_core evaluate adapt-curve --data ../shared/data --out runs/corpora"
+
+
+def speaker_groups(speakers: np.ndarray, n_groups: int = N_GROUPS) -> list[np.ndarray]:
+    """Speakers dealt into at most ``n_groups`` groups of similar clip counts (largest first)."""
+    names, counts = np.unique(speakers, return_counts=True)
+    groups: list[list[str]] = [[] for _ in range(min(n_groups, len(names)))]
+    load = np.zeros(len(groups))
+    for i in np.argsort(-counts, kind="stable"):
+        g = int(np.argmin(load))
+        groups[g].append(names[i])
+        load[g] += counts[i]
+    return [np.array(g) for g in groups]
+
+
+def profile_probs(logp_train: np.ndarray, z_train: np.ndarray, y_train: np.ndarray, logp_test: np.ndarray,
+                  z_test: np.ndarray) -> np.ndarray:
+    """Fit a profile on the training clips and return the test clips' adapted probabilities."""
+    import torch
+
+    prof = fit_profile(logp_train, z_train, y_train, "curve", {})
+    seen = torch.tensor([EMOTIONS.index(c) for c in prof.classes])
+    out = adapted_logprobs(torch.from_numpy(logp_test), torch.from_numpy(z_test), seen,
+                           torch.from_numpy(prof.weight), torch.from_numpy(prof.bias), prof.gain)
+    return out.exp().numpy()
+
+
+def draw(rows: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """k clips per class (all of a class when it has fewer) from ``rows``."""
+    out = []
+    for c in np.unique(labels[rows]):
+        idx = rows[labels[rows] == c]
+        out.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
+    return np.concatenate(out)
+
+
+def curve(table: Table, corpus: str, z: np.ndarray, logp: np.ndarray) -> dict:
+    rows = np.flatnonzero(table.corpora == corpus)
+    groups = speaker_groups(table.speakers[rows])
+    y = table.labels
+    settings = ["none", *[f"k={k}" for k in SHOTS], "all"]
+    per: dict[str, list[dict]] = {s: [] for s in settings}
+    for gi, group in enumerate(groups):
+        test = rows[np.isin(table.speakers[rows], group)]
+        train = rows[~np.isin(table.speakers[rows], group)]
+        per["none"].append(corpus_scores(y[test], np.exp(logp[test]), corpus))
+        for k in SHOTS:
+            for d in range(DRAWS):
+                pick = draw(train, y, k, np.random.default_rng([gi, k, d]))
+                per[f"k={k}"].append(corpus_scores(y[test], profile_probs(logp[pick], z[pick], y[pick], logp[test],
+                                                                          z[test]), corpus))
+        per["all"].append(corpus_scores(y[test], profile_probs(logp[train], z[train], y[train], logp[test], z[test]),
+                                        corpus))
+
+    def mean(scores: list[dict], key: str) -> float | None:
+        vals = [s[key] for s in scores if s[key] is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return {"groups": [list(map(str, g)) for g in groups],
+            "settings": {s: {m: mean(v, m) for m in ("accuracy", "uar", "neutral_recall")} |
+                         {"worst_group_accuracy_change": None if s == "none" else float(min(
+                             np.mean([x["accuracy"] for x in v[g * (len(v) // len(groups)):(g + 1) * (len(v) // len(groups))]])
+                             - per["none"][g]["accuracy"] for g in range(len(groups))))}
+                         for s, v in per.items()}}
+
+
+def main(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    features_stage(args, out, variants=("clean",))
+    table = Table.load(out, variants=("clean",))
+    head = load_model("voice", args.compare_weights).model.probe.head
+    z = (table.feats["clean"] - head.mean.numpy()) / head.scale.numpy()
+    logp = np.log(np.clip(table.shipped["today"], 1e-12, 1))
+    res = {"protocol": ("whole speakers held out (URDU: five groups of speakers; TurEV-DB: each of its six speakers); "
+                        f"k labelled clips per emotion from the other speakers of the same corpus, {DRAWS} draws; "
+                        "scores among the corpus's emotions, mean over groups and draws"),
+           "command": COMMAND}
+    for corpus in ("urdu", "turev"):
+        res[corpus] = curve(table, corpus, z, logp)
+        log.info("%s: %s", corpus, {s: round(v["accuracy"], 3) for s, v in res[corpus]["settings"].items()})
+    reports = Path(args.reports or REPORTS_DIR)
+    (reports / "adapt_curve.json").write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps({c: res[c]["settings"] for c in ("urdu", "turev")}, indent=2))
+    return 0

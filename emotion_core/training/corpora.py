@@ -1,0 +1,69 @@
+"""Emotional-speech corpora for training the voice model across languages and rooms.
+
+Each corpus labels only some of the eight emotions (``CORPUS_CLASSES``); the multi-corpus trainer
+uses that to restrict a clip's loss to the classes its corpus can tell apart. Speakers are named
+per corpus (``corpus:speaker``) so that whole speakers can be held out.
+
+Layouts: RAVDESS by its file names (``datasets.find_ravdess``); URDU and TurEV-DB as one folder
+per emotion with the speaker as the file name's first ``_`` field (``../shared/data/README.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..constants import EMOTIONS
+from .datasets import AUDIO_SUFFIXES, find_ravdess, fold_of
+
+CORPUS_FOLDERS = {"ravdess": "ravdess-speech-16k", "urdu": "urdu-16k", "turev": "turev-16k"}
+"""Where each corpus lies inside a data folder such as ``../shared/data``."""
+CORPUS_CLASSES: dict[str, tuple[str, ...]] = {
+    "ravdess": EMOTIONS,
+    "urdu": ("neutral", "happy", "sad", "angry"),
+    "turev": ("calm", "happy", "sad", "angry"),
+}
+"""The emotions each corpus labels (in EMOTIONS order); a clip's loss and scores cover only these."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    emotion: int  # index into EMOTIONS
+    speaker: str  # "corpus:speaker"
+    corpus: str
+
+    @property
+    def label(self) -> str:
+        return EMOTIONS[self.emotion]
+
+
+def find_folder_corpus(root: str | Path, corpus: str) -> list[Clip]:
+    """Clips of a corpus laid out as one folder per emotion (``Angry/``, ``Neutral/``, ...)."""
+    clips = []
+    for p in sorted(Path(root).rglob("*")):
+        if p.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        emotion = p.parent.name.lower()
+        if emotion not in CORPUS_CLASSES[corpus]:
+            raise ValueError(f"{p}: folder '{p.parent.name}' is not one of {corpus}'s emotions "
+                             f"{', '.join(CORPUS_CLASSES[corpus])}")
+        clips.append(Clip(p, EMOTIONS.index(emotion), f"{corpus}:{p.stem.split('_')[0]}", corpus))
+    if not clips:
+        raise FileNotFoundError(f"no {'/'.join(AUDIO_SUFFIXES)} files in emotion folders under {root}")
+    return clips
+
+
+def find_corpus(corpus: str, root: str | Path) -> list[Clip]:
+    """Every clip of ``corpus`` under ``root`` (the corpus's own folder); RAVDESS: actors 01-20 only."""
+    if corpus == "ravdess":
+        return [Clip(it.path, it.emotion, f"ravdess:{it.actor:02d}", "ravdess")
+                for it in find_ravdess(root) if fold_of(it.actor) is not None]
+    if corpus not in CORPUS_CLASSES:
+        raise ValueError(f"unknown corpus '{corpus}' (known: {', '.join(CORPUS_CLASSES)})")
+    return find_folder_corpus(root, corpus)
+
+
+def find_corpora(data: str | Path, corpora: tuple[str, ...] = tuple(CORPUS_FOLDERS)) -> list[Clip]:
+    """The clips of several corpora inside one data folder (``data/<CORPUS_FOLDERS[c]>``)."""
+    return [c for name in corpora for c in find_corpus(name, Path(data) / CORPUS_FOLDERS[name])]

@@ -1,0 +1,154 @@
+"""Training the voice model across corpora: corpus loaders, domain augmentation, the loss over each
+corpus's classes, the one-corpus-out scores, and the committed report against its predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import ROOT, SR, voiced_signal
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from emotion_core.constants import EMOTIONS
+from emotion_core.training.augment import FAMILIES, augment
+from emotion_core.training.corpora import CORPUS_CLASSES, find_corpus
+from emotion_core.training.train_probe import ABSENT_CLASS_LOGIT
+from emotion_core.training.voice_corpora import RECIPE, balanced_weights, corpus_scores, fit_masked_head, head_probabilities
+from emotion_core.voice_ensemble import StandardisedLinear
+
+E = EMOTIONS.index
+
+
+def test_folder_corpus_names_speakers_and_refuses_foreign_labels(tmp_path: Path) -> None:
+    for emo, stem in (("Angry", "1157_kz_acik"), ("Calm", "1234_er_bugu"), ("Calm", "1157_kz_algi")):
+        (tmp_path / emo).mkdir(exist_ok=True)
+        sf.write(tmp_path / emo / f"{stem}.flac", voiced_signal(0.5), SR)
+    clips = find_corpus("turev", tmp_path)
+    assert [(c.label, c.speaker) for c in clips] == [("angry", "turev:1157"), ("calm", "turev:1157"),
+                                                     ("calm", "turev:1234")]
+    (tmp_path / "Neutral").mkdir()
+    sf.write(tmp_path / "Neutral" / "1157_x.flac", voiced_signal(0.5), SR)
+    with pytest.raises(ValueError, match="not one of turev's emotions"):
+        find_corpus("turev", tmp_path)
+    with pytest.raises(ValueError, match="unknown corpus"):
+        find_corpus("emodb", tmp_path)
+
+
+def _band_energy(y: np.ndarray, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(y)) ** 2
+    f = np.fft.rfftfreq(len(y), 1 / SR)
+    return float(spec[(f >= lo) & (f < hi)].sum())
+
+
+@pytest.mark.parametrize("family", [*FAMILIES, "all"])
+def test_each_augmentation_changes_the_sound_keeps_the_length_and_repeats_with_its_seed(family: str) -> None:
+    y = voiced_signal(2.0, seed=3)
+    others = [voiced_signal(1.5, f0=200, seed=s) for s in (4, 5, 6)]
+    a = augment(y, family, np.random.default_rng(1), others)
+    b = augment(y, family, np.random.default_rng(1), others)
+    assert a.shape == y.shape and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)
+    assert np.corrcoef(a, y)[0, 1] < 0.995  # it did something
+
+
+def test_the_telephone_channel_removes_the_upper_band() -> None:
+    y = voiced_signal(2.0, seed=3) + 0.05 * np.random.default_rng(0).standard_normal(2 * SR).astype(np.float32)
+    for seed in range(12):  # the channel family picks phone, call or mp3: find a phone draw
+        rng = np.random.default_rng(seed)
+        if rng.choice(["phone", "call", "mp3"]) == "phone":
+            out = augment(y, "channel", np.random.default_rng(seed))
+            break
+    ratio = _band_energy(out, 4500, 8000) / _band_energy(out, 300, 3400)
+    assert ratio < 0.01 * _band_energy(y, 4500, 8000) / _band_energy(y, 300, 3400)
+
+
+def test_room_reverberation_spreads_a_click_in_time() -> None:
+    y = np.zeros(SR, np.float32)
+    y[1000] = 0.9
+    out = augment(y, "room", np.random.default_rng(0))
+    tail = np.abs(out[1000 + SR // 20:]).sum()  # energy later than 50 ms after the click
+    assert tail > 0.05 * np.abs(out).sum()
+
+
+def _two_corpora(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Corpus 'urdu' says neutral, 'turev' says calm for the same quiet voices; both have angry."""
+    rng = np.random.default_rng(seed)
+    quiet, loud = rng.normal(0, 1, 12), rng.normal(0, 1, 12)
+    x, y, c = [], [], []
+    for corpus, soft in (("urdu", "neutral"), ("turev", "calm")):
+        for label, centre in ((soft, quiet), ("angry", loud)):
+            for _ in range(30):
+                x.append(centre + rng.normal(0, 0.4, 12))
+                y.append(E(label))
+                c.append(corpus)
+    return np.array(x), np.array(y), np.array(c)
+
+
+def test_the_loss_covers_only_each_corpus_classes() -> None:
+    """Quiet voices are 'neutral' in one corpus and 'calm' in the other: with the loss over each
+    corpus's classes neither label is pushed down by the other corpus, so both stay likely and
+    each corpus's clips are read right among its own classes; never-labelled classes stay off."""
+    x, y, c = _two_corpora()
+    head = fit_masked_head(StandardisedLinear(12, 8), x, y, c)
+    p = head_probabilities(head, x)
+    quiet = np.isin(y, [E("neutral"), E("calm")])
+    assert (p[quiet][:, [E("neutral"), E("calm")]].min(1) > 0.3).all()
+    for corpus in ("urdu", "turev"):
+        m = c == corpus
+        assert corpus_scores(y[m], p[m], corpus)["accuracy"] == 1.0
+    never = [E(e) for e in EMOTIONS if e not in CORPUS_CLASSES["urdu"] + CORPUS_CLASSES["turev"]]
+    assert len(never) == 3
+    assert (head.linear.bias[never] == ABSENT_CLASS_LOGIT).all() and (head.linear.weight[never] == 0).all()
+
+
+def test_with_one_corpus_the_head_is_scikit_learns_weighted_logistic_regression() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), [10, 20, 20, 20, 20, 20, 20, 20])
+    x = rng.normal(0, 1, (8, 6))[y] + rng.normal(0, 1.5, (len(y), 6))
+    c = np.full(len(y), "ravdess")
+    head = fit_masked_head(StandardisedLinear(6, 8), x, y, c)
+    w = balanced_weights(y, c)
+    assert np.isclose(w.sum(), len(y)) and np.isclose(w[y == 0].sum(), w[y == 1].sum())
+    z = StandardScaler().fit_transform(x)
+    ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(z, y, sample_weight=w).predict_proba(z)
+    assert np.abs(head_probabilities(head, x) - ref).max() < 2e-3
+
+
+def test_corpus_scores_take_predictions_among_the_corpus_classes() -> None:
+    y = np.array([E("neutral"), E("neutral"), E("angry"), E("sad")])
+    p = np.full((4, 8), 0.01)
+    p[0, E("calm")], p[0, E("neutral")] = 0.6, 0.3  # calm is not an URDU class: neutral wins among them
+    p[1, E("happy")] = 0.9
+    p[2, E("angry")] = 0.9
+    p[3, E("sad")] = 0.9
+    s = corpus_scores(y, p, "urdu")
+    assert s["accuracy"] == 0.75 and s["accuracy_8way"] == 0.5
+    assert s["neutral_recall"] == 0.5 and np.isclose(s["uar"], np.mean([0.5, 1.0, 1.0]))
+    assert set(s["recall"]) == {"neutral", "sad", "angry"}  # happy has no clip here
+
+
+def test_committed_report_matches_its_out_of_fold_predictions() -> None:
+    report = json.loads((ROOT / "reports" / "voice_corpora.json").read_text())
+    oof = pd.read_csv(ROOT / "reports" / "voice_corpora_oof.csv")
+    for protocol, key in (("corpus_out_probe", lambda r: r["probe"][RECIPE]),
+                          ("corpus_out_ensemble", lambda r: r["ensemble"])):
+        for corpus, r in report["corpus_out"].items():
+            if corpus == "ravdess" and protocol == "corpus_out_ensemble":
+                continue
+            d = oof[(oof.protocol == protocol) & (oof.corpus == corpus)]
+            s = corpus_scores(np.array([E(t) for t in d["true"]]), d[list(EMOTIONS)].to_numpy(), corpus)
+            assert np.isclose((d["pred"] == d["true"]).mean(), key(r)["accuracy_8way"])  # unrounded predictions
+            for m in ("accuracy", "uar"):  # from probabilities rounded to 5 places: a tie may flip one clip
+                assert abs(s[m] - key(r)[m]) <= 1.5 / len(d), (protocol, corpus, m)
+    d = oof[oof.protocol == "ravdess_5fold_ensemble"]
+    assert len(d) == 1200 and set(d.corpus) == {"ravdess"}
+    acc = (d["pred"] == d["true"]).mean()
+    shipped = report["shipped"]
+    assert abs(acc - report["ravdess_5fold"]["ensemble"][str(shipped["probe_weight"])]["accuracy_8way"]) < 2e-3
+    assert shipped["ravdess_5fold"] >= 0.78
+    assert set(CORPUS_CLASSES) == set(report["corpus_out"])

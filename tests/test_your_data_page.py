@@ -1,0 +1,55 @@
+"""The 'Your data' page (#14): labelled uploads evaluated, a profile built and used on the Analyse page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+from test_app import no_exceptions, page
+
+
+def upload_zip(at: AppTest, labelled_zip: Path) -> AppTest:
+    at.file_uploader(key="own_files").set_value([(labelled_zip.name, labelled_zip.read_bytes(), "application/zip")])
+    return at.run()
+
+
+def test_your_data_page_without_upload() -> None:
+    at = page("your_data").run()
+    no_exceptions(at)
+    assert at.title[0].value == "Your data" and any("Nothing uploaded yet" in i.value for i in at.info)
+
+
+def test_evaluate_build_a_profile_and_use_it_on_the_analyse_page(labelled_zip: Path, media_dir: Path) -> None:
+    at = upload_zip(page("your_data").run(), labelled_zip)
+    at.button(key="own_evaluate").click().run()
+    no_exceptions(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Files scored"] == "6" and metrics["Accuracy"].endswith("%")
+    assert any("Predictions among happy, sad" in c.value for c in at.caption)
+    assert at.session_state["own_report"]["report"]["per_speaker"].keys() == {"p0", "p1"}
+    at.button(key="own_adapt").click().run()
+    no_exceptions(at)
+    assert any("Profile 'my-group' fitted on" in s.value for s in at.success)
+    info = at.session_state["voice_profile"]["info"]
+    assert info["clips"] == {"happy": 3, "sad": 3} and info["labels_file"] == labelled_zip.name
+    at.checkbox(key="own_use_profile").check().run()
+    at.button(key="own_evaluate").click().run()
+    assert at.session_state["own_report"]["report"]["profile"]["name"] == "my-group"
+
+    at.switch_page("pages/analyse.py").run()
+    at.file_uploader(key="upload").set_value(("voice.wav", (media_dir / "voice.wav").read_bytes(), "audio/wav")).run()
+    plain = at.dataframe[0].value["Voice"].to_numpy()
+    at.radio(key="profile_mode").set_value("Built on the 'Your data' page").run()
+    no_exceptions(at)
+    assert any("Voice read through the profile 'my-group'" in c.value for c in at.caption)
+    profiled = at.dataframe[0].value["Voice"].to_numpy()
+    assert abs(profiled.sum() - 1) < 1e-6 and not (abs(profiled - plain) < 1e-9).all()
+
+
+def test_uploads_without_labels_get_a_message(media_dir: Path) -> None:
+    at = page("your_data").run()
+    at.file_uploader(key="own_files").set_value([("voice.wav", (media_dir / "voice.wav").read_bytes(), "audio/wav")])
+    at.run()
+    at.button(key="own_evaluate").click().run()
+    no_exceptions(at)
+    assert any("no labels file" in s.label for s in at.status)
