@@ -64,6 +64,10 @@ def render_html(res: AnalysisResult, cam_overlay: np.ndarray | None = None, cam_
     base = "" if res.baseline is None else (
         f"<p>Voice read relative to the person's baseline: {html.escape(res.baseline.source)} "
         f"({res.baseline.voiced_seconds:.0f} s of speech).</p>")
+    if res.profile is not None:
+        clips = ", ".join(f"{k} {v}" for k, v in (res.profile.get("clips") or {}).items())
+        base += (f"<p>Voice read through the profile '{html.escape(str(res.profile['name']))}' (fitted on "
+                 f"{html.escape(clips)}).</p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Emotion analysis: {html.escape(res.file)}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#27323A}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccd;padding:4px 10px;text-align:right}}

@@ -311,7 +311,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR) -
 
 
 def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
-    """Out-of-fold predictions, one row per clip and protocol (probabilities rounded to 5 places)."""
+    """Out-of-fold predictions, one row per clip and protocol (probabilities to 6 significant digits)."""
     import pandas as pd
 
     protocols = {"corpus_out_probe": np.ones(len(table.labels), bool),
@@ -324,9 +324,9 @@ def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
         df = pd.DataFrame({"protocol": name, "file": table.files[rows], "corpus": table.corpora[rows],
                            "speaker": table.speakers[rows], "true": [EMOTIONS[k] for k in table.labels[rows]],
                            "pred": [EMOTIONS[k] for k in p.argmax(1)]})
-        df[list(EMOTIONS)] = np.round(p, 5)
+        df[list(EMOTIONS)] = p
         frames.append(df)
-    pd.concat(frames).to_csv(path, index=False)
+    pd.concat(frames).to_csv(path, index=False, float_format="%.6g")  # 6 significant digits: small ones too
 
 
 def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
