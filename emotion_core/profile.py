@@ -183,6 +183,7 @@ class ProfiledVoice(nn.Module):
 def adapted_logprobs(logp: torch.Tensor, z: torch.Tensor, seen: torch.Tensor, weight: torch.Tensor,
                      bias: torch.Tensor, gain: float) -> torch.Tensor:
     """Redistribute the probability of the ``seen`` classes by the profile; the others keep theirs."""
+    logp = logp.to(weight.dtype)  # in float32 also under autocast (LIME's bfloat16 batches)
     s = gain * logp[:, seen] + z.to(weight.dtype) @ weight.T + bias
     out = logp.clone()
     out[:, seen] = torch.log_softmax(s, -1) + torch.logsumexp(logp[:, seen], -1, keepdim=True)

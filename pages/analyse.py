@@ -97,7 +97,7 @@ fcol, vcol = st.columns(2)
 with fcol:
     cam_img, cam_caption = face_panel(res)
 with vcol:
-    voice_panel(res)
+    voice_panel(res, profile)
 
 # --- downloads (the report carries the Grad-CAM shown above) -------------------------------------
 st.subheader("Download")

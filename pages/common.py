@@ -120,10 +120,11 @@ def face_overlay(crop_rgb: np.ndarray, face_input: np.ndarray, target: str, meth
 
 @st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def voice_lime(audio: np.ndarray, start: float, targets: tuple[str, ...], n_samples: int,
-               baseline: np.ndarray | None = None) -> VoiceExplanation:
+               baseline: np.ndarray | None = None, profile: bytes | None = None) -> VoiceExplanation:
     """LIME for one voice window (``audio`` holds its samples, ``start`` its time in the recording),
-    explaining the model as it ran: with the person's baseline features, if one was given."""
-    ex = explain_voice(get_analyzer().models.voice, audio, 0.0, None, list(targets) or None, n_samples,
+    explaining the model as it ran: with the person's baseline features and the voice profile, if given."""
+    analyzer = get_analyzer().with_profile(None if profile is None else VoiceProfile.from_bytes(profile))
+    ex = explain_voice(analyzer.voice_model, audio, 0.0, None, list(targets) or None, n_samples,
                        baseline=baseline)
     release_memory()
     return dataclasses.replace(ex, start=start, end=start + len(audio) / SAMPLE_RATE)

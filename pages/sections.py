@@ -97,8 +97,9 @@ def face_panel(res: AnalysisResult) -> tuple[np.ndarray | None, str]:
     return img, caption
 
 
-def voice_panel(res: AnalysisResult) -> None:
-    """LIME on the spectrogram of a chosen voice window, for one emotion or all eight."""
+def voice_panel(res: AnalysisResult, profile: bytes | None = None) -> None:
+    """LIME on the spectrogram of a chosen voice window, for one emotion or all eight, explaining the voice
+    model as it ran (with the person's baseline and the voice profile, when used)."""
     st.markdown("**Voice — LIME on the spectrogram**")
     windows = res.voice_windows
     if not windows:
@@ -112,7 +113,8 @@ def voice_panel(res: AnalysisResult) -> None:
                                  help="More samples: steadier explanation, longer wait (about 30 ms each on 2 cores)")
     targets = (voice_pred,) if pick == "predicted" else tuple(EMOTIONS) if pick == "all eight" else (pick,)
     with st.spinner("Perturbing the spectrogram and asking the voice model…"):
-        ex = voice_lime(*window_audio(res, wi), targets, n_samples, None if res.baseline is None else res.baseline.features)
+        ex = voice_lime(*window_audio(res, wi), targets, n_samples, None if res.baseline is None else res.baseline.features,
+                        profile if res.profile is not None else None)
     for tab, emo in zip(st.tabs(list(targets)) if len(targets) > 1 else [st.container()], targets, strict=True):
         tab.plotly_chart(lime_figure(ex, emo), width="stretch", key=f"lime_{emo}")
         tab.caption(f"Red cells raise '{emo}', blue cells lower it (fit R² {ex.score[emo]:.2f}).")

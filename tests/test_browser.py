@@ -61,6 +61,15 @@ def chromium_path() -> str:
     return chromium
 
 
+def open_app(p, chromium: str, server: str, height: int):
+    """A browser on the app's first page, ready for an upload: (browser, page)."""
+    browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    page = browser.new_context(viewport={"width": 1400, "height": height}).new_page()
+    page.goto(server, timeout=60_000)
+    page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+    return browser, page
+
+
 def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:
     chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -126,10 +135,7 @@ def test_a_long_recording_as_a_session_in_chromium(server: str, session_video: P
     video = looped_video(session_video, 140.0, tmp_path / "two_minutes.mp4")  # 70 s twice: over two minutes
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 2400}).new_page()
-        page.goto(server, timeout=60_000)
-        page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+        browser, page = open_app(p, chromium, server, 2400)
         page.locator("input[type=file]").first.set_input_files(str(video))
         cancel = page.get_by_role("button", name="Cancel")
         cancel.wait_for(timeout=120_000)
@@ -165,10 +171,7 @@ def test_your_data_page_in_chromium(server: str, labelled_zip: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
-        page.goto(server, timeout=60_000)
-        page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
+        browser, page = open_app(p, chromium, server, 1800)
         page.get_by_role("link", name="Your data").click()  # as a person does, through the sidebar
         page.get_by_text("Nothing uploaded yet").wait_for(timeout=60_000)
         page.locator("input[type=file]").first.set_input_files(str(labelled_zip))

@@ -147,3 +147,64 @@ def test_bad_labels_and_profiles_are_refused_with_a_message(tmp_path: Path, caps
     (tmp_path / "M.csv").write_text("path,label\nx.wav,sad\n")
     assert main(["analyze", str(tmp_path / "M.csv"), "--profile", str(tmp_path / "p.profile")]) == 2
     assert "not a profile" in capsys.readouterr().err
+
+
+def test_a_profiled_model_runs_through_analysis_and_lime(analyzer, media_dir: Path) -> None:
+    """Every path that reads a voice reads it through the profile: analysis, the baseline re-read, LIME
+    (in bfloat16 batches where the CPU has them)."""
+    from emotion_core.explain import explain_voice
+    from emotion_core.profile import model_id
+
+    n = analyzer.models.voice.model.probe.cfg.n_features
+    logp, z, y = _clips(d=n)
+    prof = fit_profile(logp, z, y, model_id(analyzer.models.voice.meta), {"name": "p"})
+    profiled = analyzer.with_profile(prof)
+    assert profiled.models is analyzer.models and analyzer.profile is None  # shared, the original untouched
+    plain, res = analyzer.analyze(media_dir / "voice.wav", keep_audio=True), profiled.analyze(media_dir / "voice.wav")
+    assert res.to_dict()["profile"]["name"] == "p" and "profile" not in plain.to_dict()
+    unseen = [k for k in range(8) if EMOTIONS[k] not in prof.classes]
+    np.testing.assert_allclose(res.voice.probs[unseen], plain.voice.probs[unseen], rtol=1e-4)
+    again = profiled.with_baseline(plain)
+    assert again.profile["name"] == "p" and np.allclose(again.voice.probs, res.voice.probs, atol=1e-5)
+    ex = explain_voice(profiled.voice_model, plain.audio, n_samples=40)
+    assert np.isclose(ex.probs.sum(), 1)
+
+
+def test_uploads_are_staged_safely(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from emotion_core.own_data import stage_uploads
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("study/LABELS.csv", "path,label\nclips/a.wav,sad\n")
+        z.writestr("study/clips/a.wav", b"RIFF")
+        z.writestr("../../escape.txt", b"x")  # a path that climbs out is brought back inside
+        z.writestr("__MACOSX/study/._a.wav", b"junk")
+    (tmp_path / "one").mkdir()
+    items = stage_uploads([("study.zip", buf.getvalue())], tmp_path / "one")
+    assert [(i.path, i.label) for i in items] == [(tmp_path / "one" / "study" / "clips" / "a.wav", "sad")]
+    assert (tmp_path / "one" / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
+    assert not (tmp_path / "one" / "__MACOSX").exists()
+    (tmp_path / "two").mkdir()
+    with pytest.raises(ValueError, match="lies outside the upload"):
+        stage_uploads([("LABELS.csv", b"path,label\n/etc/passwd,sad\n")], tmp_path / "two")
+    (tmp_path / "three").mkdir()
+    with pytest.raises(ValueError, match="no labels file"):
+        stage_uploads([("a.wav", b"RIFF")], tmp_path / "three")
+    (tmp_path / "four").mkdir()
+    with pytest.raises(ValueError, match="could not be opened"):
+        stage_uploads([("bad.zip", b"not a zip")], tmp_path / "four")
+
+
+def test_learning_curve_holds_whole_speakers_out() -> None:
+    from emotion_core.training.adapt_curve import draw, speaker_groups
+
+    speakers = np.array(["a"] * 10 + ["b"] * 6 + ["c"] * 5 + ["d"] * 3 + ["e"] * 2 + ["f"] * 2)
+    groups = speaker_groups(speakers, 3)
+    assert sorted(s for g in groups for s in g) == list("abcdef") and len(groups) == 3
+    assert max(sum((speakers == s).sum() for s in g) for g in groups) <= 10  # balanced by clips
+    labels = np.array([0, 1] * 14)
+    pick = draw(np.arange(10), labels, 3, np.random.default_rng(0))
+    assert len(pick) == 6 and set(labels[pick]) == {0, 1} and pick.max() < 10
