@@ -131,3 +131,31 @@ def test_voice_timeline_follows_the_known_segments(tmp_path: Path) -> None:
     assert all(w["face"] for w in tl)  # the face is in view throughout
     table = pd.read_csv(tmp_path / "t.csv")
     assert len(table) == len(tl) and {"start", "end", "label", "face_happy", "voice_happy"} <= set(table.columns)
+
+
+def test_evaluate_data_and_adapt_on_a_shared_corpus(tmp_path: Path) -> None:
+    """`evaluate data` and `adapt` on real URDU clips: a profile fitted on some speakers, scored on others."""
+    root = SHARED / "urdu-16k"
+    clips = sorted(root.rglob("*.flac"))
+    speaker = {p: p.stem.split("_")[0] for p in clips}
+    test_speakers = {"SM5", "SM4"}
+    rows = [(p, p.parent.name.lower(), speaker[p]) for p in clips]
+    fit = [r for r in rows if r[2] not in test_speakers]
+    fit = fit[::2]  # half of the other speakers' clips (136)
+    test = [r for r in rows if r[2] in test_speakers][::4]
+    for name, rs in (("fit.csv", fit), ("test.csv", test)):
+        pd.DataFrame(rs, columns=["path", "label", "speaker"]).to_csv(tmp_path / name, index=False)
+
+    def run(*args: str) -> dict:
+        p = subprocess.run([sys.executable, "-m", "emotion_core", *args], capture_output=True, text=True, cwd=ROOT,
+                           timeout=900)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    before = run("evaluate", "data", "--labels", str(tmp_path / "test.csv"), "--json")
+    made = run("adapt", "--labels", str(tmp_path / "fit.csv"), "--out", str(tmp_path / "urdu.profile"))
+    after = run("evaluate", "data", "--labels", str(tmp_path / "test.csv"), "--json", "--profile",
+                str(tmp_path / "urdu.profile"))
+    assert before["n"] == after["n"] == len(test) and not before["failed"]
+    assert set(made["classes"]) == {"neutral", "happy", "sad", "angry"} and after["profile"]["name"] == "urdu"
+    assert after["accuracy"] > before["accuracy"] + 0.15, (before["accuracy"], after["accuracy"])

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     ravdess_av.add_parser(sub)
 
     for name, commands in (("train", TRAIN), ("evaluate", EVALUATE)):
-        t = sub.add_parser(name, help=f"{name} a model (see the model card)")
+        t = sub.add_parser(name, help=f"{name} a model (see the model card)",
+                           epilog="Your own labelled recordings: python -m emotion_core evaluate data --labels "
+                                  "LABELS.csv (a runtime command; see its --help)" if name == "evaluate" else None)
         t.add_argument("what", choices=list(commands))
         t.add_argument("--data", required=True, help="RAVDESS speech folder (voice) or FER2013 folder (face); "
                        "voice-corpora: the folder holding ravdess-speech-16k/, urdu-16k/ and turev-16k/; "
