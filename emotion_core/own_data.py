@@ -26,6 +26,7 @@ from .errors import MediaError
 from .media import load_audio, probe
 from .metrics import confusion, ece
 from .profile import VoiceProfile, fit_profile, model_id
+from .voice_ensemble import VoiceEnsemble
 
 MODALITIES = ("fused", "voice", "face")
 DEFAULT_MODALITY = {"audio": "voice", "video": "fused", "image": "face"}
@@ -220,6 +221,8 @@ def voice_examples(analyzer: Analyzer, items: Iterable[LabelledFile], progress: 
     """For each file with a voice: the shipped model's clip log-probabilities (as ``analyze`` pools
     them), the frozen encoder's standardised features over the same windows, and the label index."""
     items = list(items)
+    if not isinstance(analyzer.models.voice.model, VoiceEnsemble):
+        raise ValueError("profiles need the shipped voice ensemble (weights/voice.pt and weights/voice_probe.pt)")
     probe_net = analyzer.models.voice.model.probe
     logp, feats, labels, failed = [], [], [], []
     for i, it in enumerate(items):
