@@ -63,7 +63,8 @@ def save_checkpoint(path: str | Path, kind: str, model: nn.Module, meta: dict[st
 
 
 def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes; returns (model in eval mode, metadata)."""
+    """Rebuild the model a checkpoint describes; returns (model in eval mode, metadata). With ``verify`` the
+    metadata also carries the checked ``sha256`` (a voice profile names the model it belongs to by it)."""
     path = Path(path)
     expected = None
     if verify:

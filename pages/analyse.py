@@ -55,7 +55,7 @@ if choice is not None or profile is not None:
         with st.spinner("Reading the voice again…"):
             res = with_baseline(up, choice or BaselineChoice(), profile)
     except MediaError as e:
-        st.error(f"{e} Showing the analysis without it.")
+        st.error(f"{e} Showing the analysis without a baseline{' or profile' if profile is not None else ''}.")
 if res.profile is not None:
     st.caption(f"Voice read through the profile '{res.profile['name']}' (fitted on {res.profile['clips']}).")
 for w in res.warnings:

@@ -15,7 +15,7 @@ def test_checkpoint_round_trip_rebuilds_the_model(tmp_path: Path) -> None:
     net = FaceNet(FaceConfig(dropout=0.1)).eval()
     save_checkpoint(tmp_path / "face.pt", "face", net, {"note": "x"})
     loaded, meta = load_checkpoint(tmp_path / "face.pt")
-    assert meta == {"note": "x"} and loaded.cfg == net.cfg
+    assert meta == {"note": "x", "sha256": sha256(tmp_path / "face.pt")} and loaded.cfg == net.cfg  # its verified hash
     x = torch.rand(2, 1, 48, 48)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net.half().float()(x), atol=1e-3, rtol=1e-3)

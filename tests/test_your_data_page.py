@@ -53,3 +53,13 @@ def test_uploads_without_labels_get_a_message(media_dir: Path) -> None:
     at.button(key="own_evaluate").click().run()
     no_exceptions(at)
     assert any("no labels file" in s.label for s in at.status)
+
+
+def test_a_file_that_is_not_a_profile_is_refused_on_the_analyse_page(media_dir: Path) -> None:
+    at = page().run()
+    at.file_uploader(key="upload").set_value(("voice.wav", (media_dir / "voice.wav").read_bytes(), "audio/wav")).run()
+    at.radio(key="profile_mode").set_value("A profile file").run()
+    at.file_uploader(key="profile_upload").set_value(("clinic.profile", b"not a profile at all", "text/plain")).run()
+    no_exceptions(at)
+    assert any("not a profile" in e.value and "without a baseline or profile" in e.value for e in at.error)
+    assert at.metric, "the plain result is still shown"
