@@ -152,6 +152,9 @@ def _probe_image(path: Path, limits: Limits) -> MediaInfo | None:
         with Image.open(path) as im:
             w, h = im.size
             still = im.format in STILL_FORMATS
+    except Image.DecompressionBombError:  # a photo, far too large: say so rather than try it as a video
+        raise MediaError(f"{path.name}: the image is over the limit of {limits.max_image_pixels / 1e6:.0f} "
+                         "megapixels.") from None
     except Exception:
         return None
     if not still:

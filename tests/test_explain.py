@@ -147,3 +147,24 @@ def test_concurrent_cams_and_inference_do_not_mix(faces: np.ndarray) -> None:
     assert not errors and len(out) == 10
     for m in out:
         np.testing.assert_allclose(m, ref, atol=1e-5)
+
+
+def test_lime_agreement_between_seeds() -> None:
+    """The stability measure of issue #18: top-cell overlap and rank correlation of two weight vectors."""
+    from emotion_core.training.lime_stability import agreement
+
+    a = np.arange(40, dtype=float)
+    assert agreement(a, a) == (1.0, 1.0)
+    b = a.copy()
+    b[[39, 0]] = b[[0, 39]]  # the top cell moves to the bottom
+    overlap, rho = agreement(a, b)
+    assert overlap == 0.8 and 0 < rho < 1
+    assert agreement(a, -a) == (0.0, -1.0)
+
+
+@pytest.mark.slow
+def test_lime_stability_runs_on_the_shipped_model(analyzer) -> None:
+    from emotion_core.training.lime_stability import stability
+
+    res = stability(analyzer.models.voice, [voiced_signal(2.0, seed=4)], (30,), seeds=2)
+    assert set(res) == {"30"} and 0 <= res["30"]["top_overlap"] <= 1 and -1 <= res["30"]["spearman"] <= 1

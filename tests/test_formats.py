@@ -80,3 +80,9 @@ def test_other_formats_are_analysed_with_every_modality_they_hold(analyzer, form
         assert res.voice is not None and res.voice.windows
     if info.has_video:
         assert res.face is not None and res.face.frames, "no face read"
+
+
+def test_a_giant_photo_is_refused_as_a_photo(tmp_path: Path) -> None:
+    Image.new("1", (14_000, 14_000)).save(tmp_path / "poster.png")  # 196 megapixels: Pillow's bomb guard trips
+    with pytest.raises(MediaError, match="over the limit of 50 megapixels"):
+        probe(tmp_path / "poster.png")

@@ -14,14 +14,24 @@ from collections.abc import Callable
 from ..cli import setup
 from ..devices import DeviceError, resolve_device
 from ..registry import REPORTS_DIR
-from . import adapt_curve, evaluate_fusion, ravdess_av, tables, train_face, train_probe, train_voice, voice_corpora
+from . import (
+    adapt_curve,
+    evaluate_fusion,
+    lime_stability,
+    ravdess_av,
+    tables,
+    train_face,
+    train_probe,
+    train_voice,
+    voice_corpora,
+)
 
 TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.main, "voice-probe": train_probe.main, "voice-corpora": voice_corpora.main,
     "face": train_face.main}
 EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate,
-    "adapt-curve": adapt_curve.main}
+    "adapt-curve": adapt_curve.main, "lime-stability": lime_stability.main}
 
 TAKES_SET = (("train", "voice"), ("train", "face"))
 """The commands whose settings ``--set KEY=VALUE`` changes."""
@@ -58,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--device", default="auto", help="auto (a CUDA GPU when PyTorch sees one), cpu, cuda or cuda:N")
         t.add_argument("--epochs", type=int, default=None)
         t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--seeds", type=int, default=3, help="lime-stability: LIME seeds per sample budget")
         t.add_argument("--folds", default="all", help="'all', 'none', or comma list of fold numbers (voice)")
         t.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
                        help="also train the shipped model on all the data")
