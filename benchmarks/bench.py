@@ -78,6 +78,7 @@ def main() -> None:
     from emotion_core.fusion import fuse
     from emotion_core.inference import mel_batch, predict_faces, predict_voice_windows
     from emotion_core.media import iter_frames, load_audio, probe
+    from emotion_core.profile import fit_profile, model_id
 
     clip = Path(args.clip) if args.clip else None
     if clip is None or not clip.exists():
@@ -112,6 +113,13 @@ def main() -> None:
             print(f"voice model on 4 s: {timed(lambda: a.models.voice.model(x, n)):.3f} s")
         print(f"voice branch, 4 s of audio (windows + log-mel + model): "
               f"{timed(lambda: predict_voice_windows(a.models.voice, a4)):.3f} s")
+        if hasattr(a.models.voice.model, "probe"):  # a voice profile adds one small matrix product
+            rng = np.random.default_rng(0)
+            n_feat = a.models.voice.model.probe.cfg.n_features
+            prof = fit_profile(np.log(np.full((8, 8), 1 / 8)), rng.normal(size=(8, n_feat)), np.arange(8) % 2 * 4,
+                               model_id(a.models.voice.meta), {"name": "bench"})
+            profiled = a.with_profile(prof).voice_model
+            print(f"voice branch with a profile: {timed(lambda: predict_voice_windows(profiled, a4)):.3f} s")
     if res.face is not None and res.voice is not None:
         fp, vp = res.face.probs, res.voice.probs
         print(f"fusion (clip level): {timed(lambda: fuse(fp, vp, 10, 3.0), 50) * 1000:.3f} ms; timeline of the clip: "
