@@ -208,3 +208,15 @@ def test_learning_curve_holds_whole_speakers_out() -> None:
     labels = np.array([0, 1] * 14)
     pick = draw(np.arange(10), labels, 3, np.random.default_rng(0))
     assert len(pick) == 6 and set(labels[pick]) == {0, 1} and pick.max() < 10
+
+
+def test_each_file_is_scored_by_what_it_holds(analyzer, media_dir: Path, tmp_path: Path) -> None:
+    from emotion_core.own_data import evaluate_files
+
+    (tmp_path / "L.csv").write_text(f"path,label\n{media_dir / 'face.jpg'},happy\n{media_dir / 'talking.mp4'},sad\n"
+                                    f"{media_dir / 'voice.wav'},sad\n{media_dir / 'no_audio.mp4'},happy\n")
+    report = evaluate_files(analyzer, read_labels(tmp_path / "L.csv"))
+    assert [s.modality for s in report.items] == ["face", "fused", "voice", "fused"]
+    only_voice = evaluate_files(analyzer, read_labels(tmp_path / "L.csv"), "voice").to_dict()
+    assert only_voice["n"] == 2 and len(only_voice["failed"]) == 2  # the photo and the silent video have no voice
+    assert all("no voice reading" in f["reason"] for f in only_voice["failed"])
