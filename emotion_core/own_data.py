@@ -13,7 +13,7 @@ import datetime as _dt
 import html
 import io
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,6 @@ class EvaluationReport:
     items: list[Scored]
     profile: dict[str, Any] | None = None
     chosen_modality: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def scored(self) -> list[Scored]:
@@ -170,7 +169,7 @@ class EvaluationReport:
             for spk in speakers:
                 m = np.array([s.item.speaker == spk for s in self.scored])
                 out["per_speaker"][spk] = {"n": int(m.sum()), "accuracy": float((pred[m] == y[m]).mean())}
-        return out | self.extra
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         """Per-file predictions (the CSV of ``--out``)."""

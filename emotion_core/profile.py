@@ -45,19 +45,20 @@ PROFILE_FORMAT = 1
 
 def fit_softmax(z: np.ndarray, labels: np.ndarray, allowed: np.ndarray, sample_weight: np.ndarray, c: float,
                 offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """L2 logistic regression over 8 classes whose softmax, row by row, covers only ``allowed`` classes.
+    """L2 logistic regression over ``allowed.shape[1]`` classes whose softmax, row by row, covers only the
+    ``allowed`` ones.
 
     Minimises ``c * sum_i w_i * CE_i + |W|^2 / 2`` (scikit-learn's scaling). With ``offset`` (log
     probabilities of a prior model) the logits are ``gain * offset + z W^T + b`` and the bias and
     ``gain - 1`` are penalised too, so that no data means the prior model unchanged. Returns
-    (W (8, d), b (8,), gain); classes never allowed get zero weights (the caller decides their bias).
+    (W (k, d), b (k,), gain); classes never allowed get zero weights (the caller decides their bias).
     """
     zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     mask = torch.from_numpy(np.asarray(allowed, bool))
     w = torch.from_numpy(np.asarray(sample_weight, dtype=np.float32))
     off = None if offset is None else torch.from_numpy(np.asarray(offset, dtype=np.float32))
-    lin = nn.Linear(z.shape[1], len(EMOTIONS))
+    lin = nn.Linear(z.shape[1], mask.shape[1])
     nn.init.zeros_(lin.weight)
     nn.init.zeros_(lin.bias)
     gain = nn.Parameter(torch.ones(()))
@@ -200,22 +201,9 @@ def fit_profile(logp: np.ndarray, z: np.ndarray, labels: np.ndarray, model: str,
     idx = np.array(present)
     remap = {k: i for i, k in enumerate(present)}
     y = np.array([remap[int(k)] for k in labels])
-    allowed = np.ones((len(y), len(idx)), bool)
-    w, b, g = _fit_subset(z, y, allowed, balanced_weights(y), c, logp[:, idx])
+    w, b, g = fit_softmax(z, y, np.ones((len(y), len(idx)), bool), balanced_weights(y), c, logp[:, idx])
     counts = {EMOTIONS[k]: int((labels == k).sum()) for k in present}
     return VoiceProfile(tuple(EMOTIONS[k] for k in present), w, b, g, model, meta | {"clips": counts})
-
-
-def _fit_subset(z: np.ndarray, y: np.ndarray, allowed: np.ndarray, weights: np.ndarray, c: float,
-                offset: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """``fit_softmax`` on k < 8 classes (padded to the 8 it works with, then cut back)."""
-    k = allowed.shape[1]
-    pad = np.zeros((len(y), len(EMOTIONS)), bool)
-    pad[:, :k] = allowed
-    off = np.zeros((len(y), len(EMOTIONS)))
-    off[:, :k] = offset
-    w, b, g = fit_softmax(z, y, pad, weights, c, off)
-    return w[:k], b[:k], g
 
 
 def profiled_model(voice: LoadedModel, profile: VoiceProfile) -> LoadedModel:
