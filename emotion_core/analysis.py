@@ -26,7 +26,7 @@ from .baseline import VoiceBaseline, voice_baseline
 from .constants import EMOTIONS, FACE_EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RATE, SILENCE_DBFS
 from .devices import batching_for, exact_on, module_device, resolve_device
 from .errors import MediaError
-from .faces import FaceDetector, FaceObservation, face_input_from_crop
+from .faces import FaceDetector, FaceObservation, crop_settings, face_input_from_crop
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
 from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
@@ -94,6 +94,14 @@ class FaceFrame:
     n_faces: int
     crop_rgb: np.ndarray | None = None
     face_input: np.ndarray | None = None
+    crop_landmarks: np.ndarray | None = None
+    """(5, 2) MTCNN landmarks in ``crop_rgb``'s pixels: region shares follow the face (None: not detected)."""
+
+    def landmarks_at(self, side: int) -> np.ndarray | None:
+        """The landmarks in the pixels of a ``side``-pixel map of the same crop (a CAM), or None."""
+        if self.crop_landmarks is None or self.crop_rgb is None:
+            return None
+        return self.crop_landmarks * (side / self.crop_rgb.shape[0])
 
     @property
     def face_label(self) -> str:
@@ -271,7 +279,7 @@ class Analyzer:
         self.batching = batching_for(self.device)
         self.models = models or load_models(device=self.device)
         self.limits = limits
-        self.detector = detector or FaceDetector(device=self.device)
+        self.detector = detector or FaceDetector(device=self.device, **crop_settings(self.models.face.meta))
         self.frame_rate = frame_rate
         self.profile: VoiceProfile | None = None
         self.voice_model = self.models.voice  # the shipped voice model, or it with a profile
@@ -340,7 +348,8 @@ class Analyzer:
         probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]), batch_size=self.batching.face,
                               flip_tta=len(seen) <= MIRROR_TTA_MAX_FRAMES)
         frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb,
-                            o.face_input if o.crop_rgb is not None else None)
+                            o.face_input if o.crop_rgb is not None else None,
+                            o.crop_landmarks if o.crop_rgb is not None else None)
                   for o, p in zip(seen, probs, strict=True)]
         if sampled > 1 and len(seen) < 0.5 * sampled:
             warnings.append(f"face: a face was found in only {len(seen)} of {sampled} sampled frames.")

@@ -65,8 +65,16 @@ FACE_MARGIN = 0.0
 """Extra border around the MTCNN box, as a fraction of the box size. Measured on PublicTest faces
 re-detected by MTCNN (reports/face_crop_study.json): the bare box matches FER2013's tight framing
 best (67.5 % vs 60.2 % at 0.15 and 51.6 % at 0.25)."""
-FACE_ALIGN = False
-"""Rotate crops so the eyes are level? FER2013 is not aligned; aligning cost 0.6 points (same study)."""
+FACE_ALIGN = True
+"""Align crops to FACE_TEMPLATE by the five landmarks when training a face model (``train face-wild``); at
+inference the face checkpoint says how it was trained (``faces.crop_settings``: the FER-only model of
+2026-11-24 reads the bare, unaligned box)."""
+FACE_TEMPLATE: tuple[tuple[float, float], ...] = ((0.319, 0.385), (0.681, 0.385), (0.500, 0.599), (0.348, 0.788),
+                                                  (0.652, 0.788))
+"""Where an aligned face's five MTCNN landmarks go (left eye, right eye, nose, mouth corners), as fractions of
+the crop side: the mean landmarks of the FER2013 train faces MTCNN finds (85.9 %), made left-right symmetric
+(``python -m emotion_core train face-data --data ../shared/data --out runs/faces`` prints the mean). Aligned
+faces keep FER2013's framing, which the face model learnt, with eyes level and one scale for everyone."""
 FACE_INPUT_SIZE = 48
 """Face-model input: FER2013's 48x48 greyscale; MTCNN crops are converted to exactly this."""
 FACE_DISPLAY_SIZE = 160

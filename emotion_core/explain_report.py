@@ -27,6 +27,8 @@ from .constants import EMOTIONS, FACE_EMOTIONS
 from .explain import (
     BAND_EDGES,
     BAND_NAMES,
+    FACE_CAM_METHOD,
+    LIME_SAMPLES,
     explain_voice,
     face_cams,
     face_deletion,
@@ -66,7 +68,7 @@ def _lime_png(ex, emotion: str, path: Path) -> None:
 
 
 def explain_file(analyzer: Analyzer, path: str | Path, out: str | Path, target: str | None = None,
-                 all_classes: bool = False, method: str = "gradcam", samples: int = 1000) -> dict:
+                 all_classes: bool = False, method: str = FACE_CAM_METHOD, samples: int = LIME_SAMPLES) -> dict:
     """Write overlays, LIME panels and explanation.json for one input into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +86,7 @@ def explain_file(analyzer: Analyzer, path: str | Path, out: str | Path, target: 
                 name = f"face_{fr.t:.1f}s_{t}.png"
                 _save_png(overlay(fr.crop_rgb, cam), out / name)
                 frames_doc.append({"t": round(fr.t, 3), "face_label": fr.face_label, "target": t, "overlay": name,
-                                   "regions": region_shares(cam),
+                                   "regions": region_shares(cam, fr.landmarks_at(cam.shape[0])),
                                    "faithfulness": {"drop_important": float(di), "drop_random": float(dr)}})
         doc["face"] = {"method": method, "frames": frames_doc}
     if res.voice is not None:
@@ -97,7 +99,8 @@ def explain_file(analyzer: Analyzer, path: str | Path, out: str | Path, target: 
             name = f"voice_lime_{emo}.png"
             _lime_png(ex, emo, out / name)
             di, dr = voice_deletion(analyzer.models.voice, ex, emo)
-            panels.append({"emotion": emo, "png": name, "fit_r2": ex.score[emo], "bands": ex.band_shares(emo),
+            panels.append({"emotion": emo, "png": name, "fit_r2": ex.score[emo], "stability": ex.stability[emo],
+                           "unstable": ex.unstable(emo), "bands": ex.band_shares(emo),
                            "time": ex.time_shares(emo), "faithfulness": {"drop_important": di, "drop_random": dr}})
         doc["voice"] = {"window": [w.start, w.end], "voice_label": voice_label, "samples": samples, "panels": panels}
     (out / "explanation.json").write_text(json.dumps(doc, indent=2))

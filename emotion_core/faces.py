@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .constants import FACE_ALIGN, FACE_DISPLAY_SIZE, FACE_INPUT_SIZE, FACE_MARGIN, FACE_MIN_PROB, MIN_FACE_SIZE
+from .constants import FACE_ALIGN, FACE_DISPLAY_SIZE, FACE_INPUT_SIZE, FACE_MARGIN, FACE_MIN_PROB, FACE_TEMPLATE, MIN_FACE_SIZE
 from .media import Frame
 
 
@@ -30,6 +30,7 @@ class FaceObservation:
     n_faces: int
     crop_rgb: np.ndarray  # (FACE_DISPLAY_SIZE, FACE_DISPLAY_SIZE, 3) uint8, what the model saw, in colour
     face_input: np.ndarray  # (FACE_INPUT_SIZE, FACE_INPUT_SIZE) float32 in [0, 1]
+    crop_landmarks: np.ndarray | None = None  # (5, 2) the landmarks in crop_rgb's pixels (None: not detected)
 
 
 def face_input_from_crop(crop_rgb: np.ndarray) -> np.ndarray:
@@ -38,21 +39,57 @@ def face_input_from_crop(crop_rgb: np.ndarray) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
+def crop_transform(box: np.ndarray, landmarks: np.ndarray | None, margin: float = FACE_MARGIN,
+                   align: bool = FACE_ALIGN, size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
+    """3x3 matrix taking frame pixels to crop pixels.
+
+    Aligned: the similarity (rotation, one scale, shift) that puts the five MTCNN landmarks closest
+    to ``FACE_TEMPLATE`` (least squares), so eyes are level and every face has the same scale and
+    position, in training and in the app alike. Otherwise: the square box enlarged by ``margin``.
+    """
+    landmarks = None if landmarks is None else np.asarray(landmarks, dtype=float).reshape(-1, 2)
+    if align and landmarks is not None and len(landmarks) == 5 and np.isfinite(landmarks).all() and \
+            np.ptp(landmarks[:, 0]) > 1:
+        from skimage.transform import SimilarityTransform
+
+        dst = np.asarray(FACE_TEMPLATE, dtype=float) * size
+        t = SimilarityTransform.from_estimate(landmarks, dst)
+        if t:  # a failed estimate (degenerate points) falls back to the box
+            return np.asarray(t.params, dtype=float)
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(max(x2 - x1, y2 - y1) * (1 + 2 * margin), 1.0)
+    s = size / side
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy], [0, 0, 1]])
+
+
 def crop_face(frame: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None,
               margin: float = FACE_MARGIN, align: bool = FACE_ALIGN, size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
-    """Square crop around ``box`` enlarged by ``margin`` per side; eyes levelled if ``align``."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-    im = Image.fromarray(frame)
-    if align and landmarks is not None:
-        (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
-        angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
-        if abs(angle) > 1.0:
-            im = im.rotate(angle, resample=Image.BILINEAR, center=(cx, cy))
-    half = side / 2
-    crop = im.crop((int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half))))
-    return np.asarray(crop.resize((size, size), Image.BILINEAR))
+    """The face as a ``size`` x ``size`` colour crop (see ``crop_transform``); outside the frame is black."""
+    inv = np.linalg.inv(crop_transform(box, landmarks, margin, align, size))
+    im = Image.fromarray(frame).transform((size, size), Image.Transform.AFFINE, tuple(inv[:2].ravel()),
+                                                        Image.Resampling.BILINEAR)
+    return np.asarray(im)
+
+
+def landmarks_in_crop(box: np.ndarray, landmarks: np.ndarray, margin: float = FACE_MARGIN, align: bool = FACE_ALIGN,
+                      size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
+    """The five landmarks in the crop's pixel coordinates (for region shares that follow the face)."""
+    m = crop_transform(box, landmarks, margin, align, size)
+    pts = np.c_[np.asarray(landmarks, dtype=float), np.ones(len(landmarks))]
+    return (pts @ m.T)[:, :2]
+
+
+def crop_settings(meta: dict) -> dict:
+    """How a face checkpoint wants its faces cropped (``meta["crop"]``, written by ``train face-wild``):
+    ``align`` and ``margin`` for FaceDetector. A checkpoint without it was trained on FER2013's own crops,
+    read best through the bare, unaligned box. A template other than ``FACE_TEMPLATE`` is refused."""
+    crop = meta.get("crop")
+    if crop is None:
+        return {"align": False, "margin": 0.0}
+    if "template" in crop and not np.allclose(np.asarray(crop["template"]), np.asarray(FACE_TEMPLATE), atol=1e-6):
+        raise ValueError("the face model was trained with another alignment template than FACE_TEMPLATE")
+    return {"align": bool(crop["align"]), "margin": float(crop.get("margin", 0.0))}
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,7 +154,8 @@ class FaceDetector:
                 last = boxes[i]
                 crop = crop_face(fr.rgb, boxes[i], pts[i], self.margin, self.align)
                 yield fr, FaceObservation(fr.t, boxes[i], pts[i], float(probs[i]), len(boxes), crop,
-                                          face_input_from_crop(crop))
+                                          face_input_from_crop(crop),
+                                          landmarks_in_crop(boxes[i], pts[i], self.margin, self.align))
             buf.clear()
 
         for fr in frames:

@@ -10,7 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from emotion_core.constants import EMOTIONS, FACE_DISPLAY_SIZE, FER_TO_EMOTION, SAMPLE_RATE
-from emotion_core.explain import explain_voice, face_cams, overlay
+from emotion_core.explain import LIME_SAMPLES, explain_voice, face_cams, overlay
 from emotion_core.faces import face_input_from_crop
 from emotion_core.metrics import summarize
 from emotion_core.registry import REPORTS_DIR
@@ -35,7 +35,7 @@ def face_error_cam(path: str, target: str) -> np.ndarray:
 @st.cache_data(max_entries=32, show_spinner=False)
 def voice_error_lime(path: str, target: str):
     y, _ = librosa.load(path, sr=SAMPLE_RATE)
-    return explain_voice(get_analyzer().models.voice, y, targets=[target], n_samples=200)
+    return explain_voice(get_analyzer().models.voice, y, targets=[target], n_samples=LIME_SAMPLES)
 
 
 @st.cache_data
@@ -118,7 +118,7 @@ if rows:
     else:
         st.audio(str(path))
         target = st.selectbox("LIME for", [row["pred"], row["true"]])
-        with st.spinner("Explaining the voice (LIME, 200 samples)…"):
+        with st.spinner(f"Explaining the voice (LIME, {LIME_SAMPLES} samples)…"):
             ex = voice_error_lime(str(path), target)
         st.plotly_chart(lime_figure(ex, target), width="stretch")
         st.caption("Explained by the shipped model, which was trained on all twenty actors (the stored "

@@ -55,14 +55,39 @@ def test_tracking_follows_the_same_face(detector: FaceDetector) -> None:
     assert out[1].box[0] < 640  # still the first (left) face
 
 
+def _tilted_face(angle_deg: float = 20.0, scale: float = 70.0, centre: tuple[float, float] = (60.0, 55.0)):
+    """A frame with two bright "eyes" whose landmarks are FACE_TEMPLATE rotated, scaled and moved."""
+    from emotion_core.constants import FACE_TEMPLATE
+
+    a = np.radians(angle_deg)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    pts = (np.asarray(FACE_TEMPLATE) - 0.5) * scale @ rot.T + centre
+    img = np.zeros((120, 120, 3), np.uint8)
+    for x, y in pts[:2]:
+        img[int(y) - 2: int(y) + 3, int(x) - 2: int(x) + 3] = 255
+    return img, pts
+
+
 def test_crop_alignment_levels_the_eyes() -> None:
-    img = np.zeros((100, 100, 3), np.uint8)
-    img[40:45, 20:30] = 255
-    img[55:60, 70:80] = 255  # right "eye" lower: head tilted
-    crop = crop_face(img, np.array([10, 10, 90, 90]), np.array([[25, 42], [75, 57], [50, 60], [35, 75], [65, 75]]),
-                     margin=0.0, align=True, size=100)
+    img, pts = _tilted_face()
+    assert abs(pts[0, 1] - pts[1, 1]) > 8  # tilted in the frame
+    crop = crop_face(img, np.array([20, 20, 100, 100]), pts, margin=0.0, align=True, size=100)
     rows = np.flatnonzero(crop[..., 0].max(1) > 128)
-    assert rows.max() - rows.min() < 12  # both bright patches now on nearly the same rows
+    assert rows.max() - rows.min() < 12  # both bright patches (each ~9 rows tall) now on the same rows
+
+
+def test_aligned_landmarks_land_on_the_template_whatever_the_pose() -> None:
+    from emotion_core.constants import FACE_TEMPLATE
+    from emotion_core.faces import landmarks_in_crop
+
+    for angle, scale in ((-25.0, 40.0), (0.0, 90.0), (15.0, 60.0)):
+        _, pts = _tilted_face(angle, scale)
+        got = landmarks_in_crop(np.array([0, 0, 1, 1]), pts, align=True, size=160)
+        assert np.allclose(got, np.asarray(FACE_TEMPLATE) * 160, atol=1e-6)
+    # without alignment the box decides: its centre goes to the crop's centre
+    box = np.array([10.0, 20.0, 50.0, 60.0])
+    got = landmarks_in_crop(box, np.array([[30.0, 40.0]] * 5), margin=0.0, align=False, size=160)
+    assert np.allclose(got, 80.0)
 
 
 def test_face_input_is_grey_48() -> None:

@@ -17,6 +17,8 @@ from ..registry import REPORTS_DIR
 from . import (
     adapt_curve,
     evaluate_fusion,
+    face_data,
+    face_wild,
     lime_stability,
     ravdess_av,
     tables,
@@ -28,12 +30,14 @@ from . import (
 
 TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.main, "voice-probe": train_probe.main, "voice-corpora": voice_corpora.main,
-    "face": train_face.main}
+    "face": train_face.main, "face-data": face_data.main,
+    "face-wild": face_wild.main}
 EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate,
-    "adapt-curve": adapt_curve.main, "lime-stability": lime_stability.main}
+    "adapt-curve": adapt_curve.main, "lime-stability": lime_stability.main,
+    "face-wild": face_wild.evaluate}
 
-TAKES_SET = (("train", "voice"), ("train", "face"))
+TAKES_SET = (("train", "voice"), ("train", "face"), ("train", "face-wild"), ("evaluate", "face-wild"))
 """The commands whose settings ``--set KEY=VALUE`` changes."""
 
 
@@ -69,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--epochs", type=int, default=None)
         t.add_argument("--seed", type=int, default=0)
         t.add_argument("--seeds", type=int, default=3, help="lime-stability: LIME seeds per sample budget")
+        t.add_argument("--sizes", default=None, help="lime-stability: comma list of sample budgets (default: all)")
         t.add_argument("--folds", default="all", help="'all', 'none', or comma list of fold numbers (voice)")
         t.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
                        help="also train the shipped model on all the data")
@@ -79,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a training or model setting (voice and face trainers; unknown keys are refused)")
         t.add_argument("--resume", action="store_true", help="face: continue from --out/face_train_state.pt")
+        t.add_argument("--tag", default=None, help="face-wild: the run's name in reports/face_wild.json")
         t.add_argument("--stop-after", type=int, default=None, help="face: train at most N epochs in this run")
         t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
         t.add_argument("--compare-weights", default=None,

@@ -54,8 +54,47 @@ def pseudo_paired(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int 
     return out
 
 
+def neutral_conflicts(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int = 0) -> dict:
+    """What the fused answer does when one branch reads a neutral person and the other an emotion.
+
+    "face neutral": every RAVDESS clip of an emotion other than neutral and calm, paired with a random FER2013
+    PrivateTest face labelled neutral; "voice neutral": every face of another emotion paired with a random
+    neutral or calm RAVDESS clip. Both with full evidence (5 frames, 1.5 voiced seconds). For each true emotion of
+    the emotional branch: how often the fused top class is that emotion, neutral or calm, or something else."""
+    voice = pd.read_csv(voice_csv)
+    face = pd.read_csv(face_csv)
+    face["true"] = face["true"].replace(FER_TO_EMOTION)
+    rng = np.random.default_rng(seed)
+    calmish = {EMOTIONS.index("neutral"), EMOTIONS.index("calm")}
+
+    def tally(pairs: list[tuple[np.ndarray, np.ndarray, int]]) -> dict:
+        top = np.array([int(np.argmax(fuse(f, v, FACE_FULL_FRAMES, VOICE_FULL_SECONDS).probs)) for f, v, _ in pairs])
+        emo = np.array([e for _, _, e in pairs])
+        return {"pairs": len(pairs), "fused_says_the_emotion": float((top == emo).mean()),
+                "fused_says_neutral_or_calm": float(np.isin(top, list(calmish)).mean()),
+                "fused_says_other": float((~np.isin(top, list(calmish)) & (top != emo)).mean())}
+
+    neutral_faces = face[face["true"] == "neutral"][list(EMOTIONS)].to_numpy()
+    calm_voices = voice[voice["true"].isin(["neutral", "calm"])][list(EMOTIONS)].to_numpy()
+    out: dict = {"face_neutral": {}, "voice_neutral": {}}
+    for e in EMOTIONS:
+        if e in ("neutral", "calm"):
+            continue
+        v = voice[voice["true"] == e][list(EMOTIONS)].to_numpy()
+        pairs = [(neutral_faces[rng.integers(len(neutral_faces))], vp, EMOTIONS.index(e)) for _ in range(repeats)
+                 for vp in v]
+        out["face_neutral"][e] = tally(pairs)
+        f = face[face["true"] == e][list(EMOTIONS)].to_numpy()
+        if len(f):
+            pairs = [(fp, calm_voices[rng.integers(len(calm_voices))], EMOTIONS.index(e)) for fp in f]
+            out["voice_neutral"][e] = tally(pairs)
+    return out
+
+
 def evaluate(args: argparse.Namespace) -> int:
     res = pseudo_paired(REPORTS_DIR / "voice_ensemble_oof.csv", REPORTS_DIR / "face_private.csv", seed=args.seed)
+    res["neutral_conflicts"] = neutral_conflicts(REPORTS_DIR / "voice_ensemble_oof.csv", REPORTS_DIR / "face_private.csv",
+                                                 seed=args.seed)
     if not args.quick:
         (Path(args.reports or REPORTS_DIR) / "fusion_pseudo_paired.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

@@ -7,7 +7,10 @@ model's prediction on the clip's first voice window is explained with LIME with 
 each sample budget. Two explanations of the same window agree when they put the same cells on top:
 ``top_overlap`` is the share of the top-5 cells (of 40) that two seeds have in common, ``spearman``
 the rank correlation of all 40 weights; both are averaged over seed pairs and clips. ``r2`` is LIME's
-own fit of its local linear model. Writes ``reports/lime_stability.json``.
+own fit of its local linear model. ``bootstrap`` is the stability each explanation reports about itself
+(``explain.bootstrap_stability``, what the app warns on), set beside the seed agreement of the same window:
+``bootstrap_vs_seeds_spearman`` says whether a window the app flags is one whose seeds disagree. Writes
+``reports/lime_stability.json``.
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from ..constants import SAMPLE_RATE
-from ..explain import explain_voice
+from ..explain import TOP_CELLS, UNSTABLE_BELOW, explain_voice
 from ..features import voice_windows
 from ..registry import REPORTS_DIR, load_model
 from .datasets import find_ravdess, fold_of, load_waveforms
 
 log = logging.getLogger(__name__)
 
-SIZES = (100, 200, 500, 1000)
-TOP = 5
+SIZES = (50, 100, 200, 300, 500, 1000, 2000)
+TOP = TOP_CELLS
 COMMAND = "python -m emotion_core evaluate lime-stability --data RAVDESS_SPEECH_DIR"
 
 
@@ -48,17 +51,29 @@ def stability(model, windows: list[np.ndarray], sizes: tuple[int, ...], seeds: i
     out = {}
     for n in sizes:
         overlaps, rhos, r2, t0 = [], [], [], time.perf_counter()
+        per_window, boot = [], []
         for audio in windows:
             exps = [explain_voice(model, audio, n_samples=n, seed=s) for s in range(seeds)]
             target = next(iter(exps[0].weights))
-            for a, b in itertools.combinations(exps, 2):
-                o, r = agreement(a.weights[target], b.weights[target])
-                overlaps.append(o)
-                rhos.append(r)
+            pairs = [agreement(a.weights[target], b.weights[target]) for a, b in itertools.combinations(exps, 2)]
+            overlaps += [o for o, _ in pairs]
+            rhos += [r for _, r in pairs]
+            per_window.append(float(np.mean([o for o, _ in pairs])))
+            boot.append(float(np.mean([e.stability[target] for e in exps])))
             r2 += [e.score[target] for e in exps]
         secs = (time.perf_counter() - t0) / (len(windows) * seeds)
+        from scipy.stats import spearmanr
+
+        flagged = np.array(boot) < UNSTABLE_BELOW
+        rho = spearmanr(boot, per_window).statistic if len(set(boot)) > 1 and len(set(per_window)) > 1 else None
         out[str(n)] = {"top_overlap": float(np.mean(overlaps)), "top_overlap_min": float(np.min(overlaps)),
-                       "spearman": float(np.mean(rhos)), "r2": float(np.mean(r2)), "seconds_per_explanation": secs}
+                       "spearman": float(np.mean(rhos)), "r2": float(np.mean(r2)), "seconds_per_explanation": secs,
+                       "bootstrap": float(np.mean(boot)),
+                       "bootstrap_vs_seeds_spearman": None if rho is None or np.isnan(rho) else float(rho),
+                       "flagged_unstable": float(flagged.mean()),
+                       "seed_overlap_flagged": float(np.mean(np.array(per_window)[flagged])) if flagged.any() else None,
+                       "seed_overlap_not_flagged": float(np.mean(np.array(per_window)[~flagged]))
+                       if (~flagged).any() else None}
         log.info("%5d samples: top-%d overlap %.2f, Spearman %.2f, R2 %.2f, %.2f s each", n, TOP,
                  out[str(n)]["top_overlap"], out[str(n)]["spearman"], out[str(n)]["r2"], secs)
     return out
@@ -73,7 +88,7 @@ def main(args: argparse.Namespace) -> int:
         s, e, _ = (voice_windows(y) or [(0.0, len(y) / SAMPLE_RATE, 1.0)])[0]
         windows.append(y[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)])
     model = load_model("voice", args.weights, args.device)
-    sizes = (20, 40) if args.quick else SIZES
+    sizes = (20, 40) if args.quick else tuple(int(v) for v in args.sizes.split(",")) if args.sizes else SIZES
     res = {"protocol": f"{len(windows)} RAVDESS clips (drawn with seed 0 from actors 01-20), their "
                        f"first voice window, the shipped model's predicted emotion, {args.seeds if not args.quick else 2} "
                        f"LIME seeds per budget; top-{TOP} of 40 cells", "device": str(args.device),
@@ -81,7 +96,9 @@ def main(args: argparse.Namespace) -> int:
            "by_samples": stability(model, windows, sizes, 2 if args.quick else args.seeds)}
     reports = Path(args.reports or REPORTS_DIR)
     reports.mkdir(parents=True, exist_ok=True)
-    (reports / ("lime_stability_quick.json" if args.quick else "lime_stability.json")).write_text(
+    name = "lime_stability_quick.json" if args.quick else "lime_stability.json" if sizes == SIZES else \
+        f"lime_stability_{'-'.join(map(str, sizes))}.json"  # a partial run keeps the full table
+    (reports / name).write_text(
         json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["by_samples"], indent=2))
     return 0

@@ -18,11 +18,27 @@ import torch
 from scipy.stats import spearmanr
 
 from ..constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
-from ..explain import explain_voice, face_cams, face_deletion, region_shares, voice_deletion
+from ..explain import (
+    FACE_CAM_LAYER,
+    FACE_CAM_METHOD,
+    cam_grid,
+    curve_summary,
+    difference_from_mean,
+    explain_voice,
+    face_cams,
+    face_curves,
+    face_deletion,
+    region_shares,
+    voice_curves,
+    voice_deletion,
+)
 from ..features import voice_windows
 from ..models import FaceConfig, FaceNet
 from ..registry import LoadedModel, load_model, randomised
 from .datasets import find_ravdess, load_fer
+from .face_data import FRAMING
+
+FRAMING_FER = FRAMING["fer"][:2]
 
 log = logging.getLogger(__name__)
 
@@ -33,31 +49,89 @@ def _spread(rows: list[dict[str, float]]) -> tuple[dict, dict]:
     return dict(zip(keys, arr.mean(0).tolist(), strict=True)), dict(zip(keys, arr.std(0).tolist(), strict=True))
 
 
-def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, method: str = "gradcam") -> tuple[dict, dict]:
-    """Region shares per emotion (Grad-CAM for the true class on PrivateTest faces), faithfulness
-    (deletion vs random deletion) and the model-randomisation check."""
-    lm = load_model("face")
-    data = load_fer(fer_root, "private")
+CAM_CANDIDATES = ((4, "layercam"), (4, "gradcam"), (4, "hirescam"), (7, "layercam"), (7, "gradcam"),
+                  (10, "layercam"), (10, "gradcam"), (10, "hirescam"))
+"""(block, method) pairs compared on PublicTest; the app's FACE_CAM_LAYER / FACE_CAM_METHOD is the winner."""
+
+
+def _sample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.permutation(np.flatnonzero(data.labels == c))[:per_class] for c in range(len(FACE_EMOTIONS))])
-    faces = data.images[idx].astype(np.float32) / 255
-    targets = [FACE_EMOTIONS[c] for c in data.labels[idx]]
-    cams = np.concatenate([face_cams(lm, faces[i: i + 64], targets[i: i + 64], method) for i in range(0, len(idx), 64)])
+    return np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(len(FACE_EMOTIONS))])
+
+
+def face_inputs(fer_root: str | Path, split: str, lm: LoadedModel, per_class: int, seed: int
+                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A class-balanced sample of FER2013 faces as the face model reads them (re-cropped by MTCNN and aligned
+    when the model was trained so), their landmarks in the 48-pixel input (NaN where MTCNN found none) and labels."""
+    from ..faces import crop_settings
+    from .face_data import FaceSet, detect, model_inputs
+
+    data = load_fer(fer_root, split)
+    idx = _sample(data.labels, per_class, seed)
+    boxes, points = detect(data.images[idx], "fer")
+    fs = FaceSet(f"fer_{split}", data.images[idx], data.labels[idx], [data.files[i] for i in idx],
+                 np.array([""] * len(idx)), boxes, points)
+    crop = crop_settings(lm.meta)
+    if crop["align"]:
+        inputs, pts = model_inputs(fs, align=True, margin=crop["margin"])
+    else:  # the model reads FER2013's own crops; landmarks mapped into them
+        inputs, (scale, pad) = data.images[idx], FRAMING_FER
+        pts = (points - pad) / scale
+    return inputs.astype(np.float32) / 255, pts, [FACE_EMOTIONS[c] for c in data.labels[idx]]
+
+
+def cam_study(lm: LoadedModel, faces: np.ndarray, targets: list[str]) -> list[dict]:
+    """Deletion test (20 % of pixels, against random maps of the same smoothness) for each CAM_CANDIDATE."""
+    rows = []
+    for layer, method in CAM_CANDIDATES:
+        cams = face_cams(lm, faces, targets, method, layer)
+        di, dr = face_deletion(lm, faces, cams, targets, grid=cam_grid(lm, layer))
+        rows.append({"layer": layer, "method": method, "grid": cam_grid(lm, layer), "drop_important": float(di.mean()),
+                     "drop_random": float(dr.mean()), "important_beats_random": float((di > dr).mean())})
+        log.info("CAM study: %s", rows[-1])
+    return rows
+
+
+def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, method: str = FACE_CAM_METHOD,
+                layer: int = FACE_CAM_LAYER, study_per_class: int = 20) -> tuple[dict, dict]:
+    """Region shares per emotion (CAM for the true class on PrivateTest faces, regions from each face's
+    landmarks), faithfulness (deletion at 20 % and deletion/insertion curves against random maps) and the
+    model-randomisation check; the CAM layer and method compared beforehand on PublicTest faces."""
+    lm = load_model("face")
+    study_faces, _, study_targets = face_inputs(fer_root, "public", lm, study_per_class, seed)
+    study = cam_study(lm, study_faces, study_targets)
+    best = max(study, key=lambda r: (r["important_beats_random"], r["drop_important"] - r["drop_random"]))
+    if (best["layer"], best["method"]) != (layer, method):
+        log.warning("PublicTest prefers %s at block %d; the tables use %s at block %d", best["method"], best["layer"],
+                    method, layer)
+    faces, pts, targets = face_inputs(fer_root, "private", lm, per_class, seed)
+    cams = np.concatenate([face_cams(lm, faces[i: i + 64], targets[i: i + 64], method, layer)
+                           for i in range(0, len(faces), 64)])
+    rows = [region_shares(cam, p) for cam, p in zip(cams, pts, strict=True)]
     mean, std = {}, {}
-    for c, emo in enumerate(FACE_EMOTIONS):
-        rows = [region_shares(cam) for cam, y in zip(cams, data.labels[idx], strict=True) if y == c]
-        mean[emo], std[emo] = _spread(rows)
-    drop_imp, drop_rand = face_deletion(lm, faces, cams, targets)
+    for emo in FACE_EMOTIONS:
+        mean[emo], std[emo] = _spread([r for r, t in zip(rows, targets, strict=True) if t == emo])
+    grid = cam_grid(lm, layer)
+    drop_imp, drop_rand = face_deletion(lm, faces, cams, targets, grid=grid)
+    curves = curve_summary(face_curves(lm, faces, cams, targets, grid=grid))
     torch.manual_seed(seed)
     rand = LoadedModel("face", FaceNet(FaceConfig()).eval())
-    sub = slice(0, min(200, len(idx)))
-    rcams = face_cams(rand, faces[sub], targets[sub], method)
+    sub = slice(0, min(200, len(faces)))
+    rcams = face_cams(rand, faces[sub], targets[sub], method, layer)
     corr = [_spearman(a.ravel(), b.ravel()) for a, b in zip(cams[sub], rcams, strict=True)]
-    table = {"mean": mean, "std": std, "n": len(idx), "method": method, "target": "true class",
-             "split": "FER2013 PrivateTest", "command": "python -m emotion_core tables --data DATA_DIR"}
-    faith = {"n": len(idx), "deletion_fraction": 0.2, "drop_important_mean": float(drop_imp.mean()),
-             "drop_random_mean": float(drop_rand.mean()), "important_beats_random": float((drop_imp > drop_rand).mean()),
-             "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr)}
+    landmarked = float(np.isfinite(pts[:, 0, 0]).mean())
+    table = {"mean": mean, "std": std, "difference": difference_from_mean(mean), "n": len(faces), "method": method,
+             "layer": layer, "grid": grid, "target": "true class", "split": "FER2013 PrivateTest",
+             "regions": f"from each face's MTCNN landmarks ({landmarked:.0%} of faces), else the fixed template",
+             "command": "python -m emotion_core tables --data DATA_DIR"}
+    faith = {"n": len(faces), "deletion_fraction": 0.2, "method": method, "layer": layer, "grid": grid,
+             "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
+             "important_beats_random": float((drop_imp > drop_rand).mean()),
+             "curves": curves | {"replacement": "the face blurred (Gaussian, sigma 3 px)",
+                                 "random": f"random maps of {grid}x{grid} cells, upsampled like the CAM"},
+             "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr),
+             "cam_study": {"split": "FER2013 PublicTest", "n": len(study_faces), "rows": study,
+                           "best": {"layer": best["layer"], "method": best["method"]}}}
     return table, faith
 
 
@@ -77,6 +151,7 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
     chosen = [it for c in range(len(EMOTIONS))
               for it in rng.permutation([i for i in items if i.emotion == c])[:per_class]]
     bands, times, imp, ran, corr = {e: [] for e in EMOTIONS}, {e: [] for e in EMOTIONS}, [], [], []
+    curves: dict[str, list[np.ndarray]] = {}
     t0 = time.time()
     for n, it in enumerate(chosen):
         y, _ = librosa.load(it.path, sr=SAMPLE_RATE)
@@ -87,6 +162,8 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
         di, dr = voice_deletion(lm, ex, it.label)
         imp.append(di)
         ran.append(dr)
+        for k, v in voice_curves(lm, ex, it.label, seed).items():
+            curves.setdefault(k, []).append(v[0])
         if n % 4 == 0:
             rex = explain_voice(rand, y, s, e, [it.label], samples, seed)
             corr.append(_spearman(ex.weights[it.label], rex.weights[it.label]))
@@ -95,12 +172,15 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
     mean, std = {}, {}
     for emo in EMOTIONS:
         mean[emo], std[emo] = _spread(bands[emo])
-    table = {"mean": mean, "std": std, "time_mean": {e: np.mean(times[e], 0).tolist() for e in EMOTIONS},
+    table = {"mean": mean, "std": std, "difference": difference_from_mean(mean),
+             "time_mean": {e: np.mean(times[e], 0).tolist() for e in EMOTIONS},
              "n": len(chosen), "samples": samples, "target": "true class",
              "clips": "RAVDESS speech actors 01-20 (the shipped model was trained on them)",
              "command": "python -m emotion_core tables --data DATA_DIR"}
     faith = {"n": len(chosen), "deleted_segments": 5, "drop_important_mean": float(np.mean(imp)),
              "drop_random_mean": float(np.mean(ran)), "important_beats_random": float(np.mean(np.array(imp) > np.array(ran))),
+             "curves": curve_summary({k: np.stack(v) for k, v in curves.items()}) |
+             {"replacement": "silence (the spectrogram's floor)", "random": "random orders of LIME's 40 cells (mean of 3)"},
              "randomised_model_spearman_mean": float(np.mean(corr)), "randomisation_n": len(corr)}
     return table, faith
 
@@ -108,7 +188,7 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
 def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False) -> dict:
     data_dir, reports = Path(data_dir), Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
-    ft, ff = face_tables(data_dir / "fer2013", per_class=5 if quick else 100)
+    ft, ff = face_tables(data_dir / "fer2013", per_class=5 if quick else 100, study_per_class=2 if quick else 20)
     vt, vf = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15, samples=60 if quick else 200)
     faith = {"face": ff, "voice": vf}
     if not quick:

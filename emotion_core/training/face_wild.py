@@ -1,0 +1,233 @@
+"""Faces beyond FER2013: train on FER2013 and SFEW's film faces, cropped as the app crops video frames,
+with video degradations, and measure what each step buys.
+
+    python -m emotion_core train face-data --data ../shared/data --out runs/faces     # MTCNN once, cached
+    python -m emotion_core train face-wild --data ../shared/data --out runs/faces --tag aligned-video
+    python -m emotion_core evaluate face-wild --data ../shared/data --out runs/faces  # the shipped model
+
+Protocol: FER2013 train minus the same 10 % stratified validation part as ``train face``; SFEW ``Train``
+minus 15 % of its films (seeded), which with FER2013 PublicTest decide the epoch and the temperature;
+SFEW ``Val`` (other films) and FER2013 PrivateTest are scored once per model and never used to choose
+anything. Every figure is written to ``reports/face_wild.json`` under the run's tag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..constants import FACE_EMOTIONS, FACE_MARGIN, FACE_TEMPLATE, FRAME_RATE, VOICE_WINDOW_S
+from ..devices import resolve_device
+from ..inference import FACE_INDEX, pool_faces, predict_faces
+from ..metrics import fit_temperature, nll, summarize
+from ..models import FaceConfig, FaceNet
+from ..options import parse_overrides
+from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_checkpoint, load_model, save_checkpoint
+from . import face_data
+from .datasets import FerSplit, stratified_holdout
+from .train_face import FaceTrainConfig, to_tensor, train, video_degrade
+
+log = logging.getLogger(__name__)
+REPORT = "face_wild.json"
+
+
+@dataclass
+class WildTrainConfig(FaceTrainConfig):
+    epochs: int = 2
+    lr: float = 3e-4
+    warmup_epochs: int = 0
+    video_prob: float = 0.2
+    align: bool = True
+    """Crop every face by its landmarks (``FACE_TEMPLATE``); False: the bare MTCNN box, as before."""
+    use_sfew: bool = True
+    sfew_repeat: int = 4
+    """SFEW Train faces are shown this many times an epoch (730 faces beside 25,838 of FER2013)."""
+    sfew_select_fraction: float = 0.15
+    init: str = "shipped"
+    """"shipped": continue from weights/face.pt (FER2013-trained); "imagenet": from the ImageNet backbone."""
+
+
+def select_films(films: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the faces whose film is held out for selection (whole films, seeded)."""
+    names = np.unique(films)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(names, size=max(1, int(round(len(names) * fraction))), replace=False)
+    return np.isin(films, chosen)
+
+
+@dataclass
+class WildData:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    select: list[FerSplit]
+    evaluate: dict[str, FerSplit]
+    sfew_val: face_data.FaceSet
+
+
+def as_split(images: np.ndarray, fs: face_data.FaceSet) -> FerSplit:
+    return FerSplit(images, fs.labels, fs.files)
+
+
+def load_data(out: str | Path, cfg: WildTrainConfig) -> WildData:
+    """Model inputs for training, selection and evaluation, all cropped with ``cfg.align``."""
+    sets = {s: face_data.load_detections(out, s) for s in face_data.SPLITS}
+    inputs = {s: face_data.model_inputs(fs, align=cfg.align, margin=FACE_MARGIN)[0] for s, fs in sets.items()}
+    tr_idx, _ = stratified_holdout(sets["fer_train"].labels, cfg.val_fraction, cfg.seed)
+    xs, ys = [inputs["fer_train"][tr_idx]], [sets["fer_train"].labels[tr_idx]]
+    sel = select_films(sets["sfew_train"].groups, cfg.sfew_select_fraction, cfg.seed)
+    if cfg.use_sfew:
+        xs += [inputs["sfew_train"][~sel]] * cfg.sfew_repeat
+        ys += [sets["sfew_train"].labels[~sel]] * cfg.sfew_repeat
+    sfew_sel = sets["sfew_train"].subset(np.flatnonzero(sel))
+    select = [as_split(inputs["fer_public"], sets["fer_public"]), as_split(inputs["sfew_train"][sel], sfew_sel)]
+    evaluate = {"fer_private": as_split(inputs["fer_private"], sets["fer_private"]),
+                "sfew_val": as_split(inputs["sfew_val"], sets["sfew_val"])}
+    return WildData(np.concatenate(xs), np.concatenate(ys), select, evaluate, sets["sfew_val"])
+
+
+def degraded(split: FerSplit, seed: int = 1) -> FerSplit:
+    """The same faces as a webcam would deliver them (each video degradation with chance 0.5, fixed seed)."""
+    g = torch.Generator().manual_seed(seed)
+    x = video_degrade(torch.from_numpy(split.images).float()[:, None] / 255, 0.5, g)
+    return FerSplit((x[:, 0] * 255).round().to(torch.uint8).numpy(), split.labels, split.files)
+
+
+def pseudo_video(split: FerSplit, frames: int = int(FRAME_RATE * VOICE_WINDOW_S), seed: int = 2) -> np.ndarray:
+    """(n, frames, 48, 48) uint8: each face as one timeline window of jittered, degraded video frames
+    (small shifts, rotation and scale from frame to frame, plus the video degradations at chance 0.3)."""
+    from .train_face import augment
+
+    cfg = FaceTrainConfig(max_rotation_deg=6.0, scale_range=(0.95, 1.05), max_shift=0.04, erase_prob=0.0,
+                          video_prob=0.3)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(split.images).float()[:, None] / 255
+    out = []
+    for _ in range(frames):
+        y = augment(x, cfg, g)
+        out.append((y[:, 0] * 255).round().to(torch.uint8).numpy())
+    return np.stack(out, 1)
+
+
+def temporal_study(lm: LoadedModel, split: FerSplit) -> dict:
+    """One frame against the timeline's pooled window (``inference.pool_faces``) and a plain mean, on
+    pseudo-video windows made from still faces: what reading a window instead of a frame buys."""
+    video = pseudo_video(split)
+    n, t = video.shape[:2]
+    p = predict_faces(lm, video.reshape(n * t, 48, 48).astype(np.float32) / 255).reshape(n, t, -1)
+    single = p[:, :, FACE_INDEX].reshape(n * t, -1)
+    pooled = np.stack([pool_faces(p[i], np.ones(t)) for i in range(n)])[:, FACE_INDEX]
+    return {"frames_per_window": t,
+            "single_frame": summarize(np.repeat(split.labels, t), single, FACE_EMOTIONS),
+            "window_pooled": summarize(split.labels, pooled, FACE_EMOTIONS),
+            "window_mean": summarize(split.labels, p.mean(1)[:, FACE_INDEX], FACE_EMOTIONS)}
+
+
+def score(lm: LoadedModel, data: WildData) -> dict:
+    """Every evaluation of one model: FER2013 PrivateTest, SFEW Val clean and degraded, the temporal study."""
+    res = {}
+    for name, split in {**data.evaluate, "sfew_val_degraded": degraded(data.evaluate["sfew_val"])}.items():
+        p = predict_faces(lm, split.images.astype(np.float32) / 255)[:, FACE_INDEX]
+        res[name] = summarize(split.labels, p, FACE_EMOTIONS)
+    res["sfew_val"]["mtcnn_found"] = float(data.sfew_val.found.mean())
+    res["temporal_sfew_val"] = temporal_study(lm, data.evaluate["sfew_val"])
+    return res
+
+
+def short(res: dict) -> dict:
+    """accuracy and neutral recall per evaluation, for the log and the model card."""
+    out = {}
+    for k, v in res.items():
+        if isinstance(v, dict) and "accuracy" in v:
+            out[k] = (round(v["accuracy"], 4), round(v["recall"]["neutral"], 4))
+        elif k.startswith("temporal"):
+            out[k] = {m: round(v[m]["accuracy"], 4) for m in ("single_frame", "window_pooled", "window_mean")}
+    return out
+
+
+def write_report(reports: Path, tag: str, entry: dict) -> None:
+    path = reports / REPORT
+    doc = json.loads(path.read_text()) if path.exists() else {"protocol": __doc__.split("Protocol: ")[1].strip(),
+                                                                "runs": {}}
+    doc["runs"][tag] = entry
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Train one recipe (``--set`` changes it), score it, and keep its checkpoint under OUT/TAG/."""
+    device = resolve_device(args.device)
+    train_over, model_over = parse_overrides(getattr(args, "set", None), WildTrainConfig, FaceConfig)
+    cfg = WildTrainConfig(**{"seed": args.seed, **train_over})
+    if args.epochs:
+        cfg.epochs = args.epochs
+    if args.quick:
+        cfg.batch_size = 16
+    torch.manual_seed(cfg.seed)
+    tag = args.tag or "run"
+    run_dir = Path(args.out) / tag
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (Path(args.out) / face_data.DETECTIONS).exists():
+        face_data.build_detections(args.data, args.out, str(device), 200 if args.quick else None)
+    t0 = time.time()
+    data = load_data(args.out, cfg)
+    log.info("%s: %d training faces, selection %s (%.0f s)", tag, len(data.train_y),
+             [len(s.labels) for s in data.select], time.time() - t0)
+
+    if cfg.init == "shipped":
+        net, init_meta = load_checkpoint(WEIGHTS_DIR / FILES["face"])
+        log.info("starting from the shipped face model %s", init_meta.get("sha256"))
+    else:
+        net = FaceNet(FaceConfig(**model_over)).load_imagenet()
+    x = to_tensor(data.train_x, device)
+    y = torch.from_numpy(data.train_y).to(device)
+    net, history, finished = train(net, x, y, cfg, device, data.select, run_dir / "state.pt",
+                                   getattr(args, "resume", False), getattr(args, "stop_after", None))
+    if not finished:
+        log.info("stopped after epoch %d of %d; continue with --resume", len(history), cfg.epochs)
+        return 0
+    net = net.cpu()
+    lm = LoadedModel("face", net, {})
+    sel_p = np.concatenate([predict_faces(lm, s.images.astype(np.float32) / 255)[:, FACE_INDEX] for s in data.select])
+    sel_y = np.concatenate([s.labels for s in data.select])
+    temperature = fit_temperature(lambda t: nll(sel_y, torch.softmax(
+        torch.log(torch.from_numpy(sel_p).clamp_min(1e-12)) / t, 1).numpy()))
+    lm.meta["temperature"] = temperature
+    results = score(lm, data)
+    crop = {"align": cfg.align, "margin": FACE_MARGIN, "template": [list(p) for p in FACE_TEMPLATE]}
+    meta = {"trained_on": "FER2013 train (minus 10% validation)" + (" + SFEW Train (minus 15% of films)"
+                                                                   if cfg.use_sfew else ""),
+            "temperature": temperature, "crop": crop, "train_config": asdict(cfg),
+            "private_accuracy": results["fer_private"]["accuracy"], "sfew_val_accuracy": results["sfew_val"]["accuracy"],
+            "licence": "FER2013 and SFEW: research, non-commercial use; backbone EfficientNet-Lite0 ImageNet "
+                       "(Apache-2.0)"}
+    digest = save_checkpoint(run_dir / FILES["face"], "face", net, meta)
+    entry = {"train_config": asdict(cfg), "history": history, "temperature": temperature, "crop": crop,
+             "seconds": round(time.time() - t0, 1), "device": str(device), "checkpoint_sha256": digest, **results}
+    (run_dir / "results.json").write_text(json.dumps(entry, indent=2))
+    if not args.quick:
+        write_report(Path(args.reports or REPORTS_DIR), tag, entry)
+    print(json.dumps({tag: short(results)}, indent=2))
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Score the shipped face model (or ``--weights``) the same way, with its own crop setting."""
+    lm = load_model("face", args.weights, "cpu")
+    crop = dict(lm.meta.get("crop", {"align": False, "margin": 0.0}))
+    over = parse_overrides(getattr(args, "set", None), WildTrainConfig)[0]
+    crop["align"] = bool(over.get("align", crop["align"]))  # e.g. the FER-only model read through aligned crops
+    cfg = WildTrainConfig(align=crop["align"])
+    data = load_data(args.out, cfg)
+    results = score(lm, data)
+    tag = args.tag or ("shipped" if args.weights is None else Path(args.weights).name)
+    if not args.quick:
+        write_report(Path(args.reports or REPORTS_DIR), tag, {"crop": crop, "weights_sha256": lm.meta.get("sha256"),
+                                                              **results})
+    print(json.dumps({tag: short(results)}, indent=2))
+    return 0
