@@ -39,6 +39,36 @@ def face_input_from_crop(crop_rgb: np.ndarray) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
+def _box_square(box: np.ndarray, margin: float) -> tuple[int, int, int, int]:
+    """The square around ``box`` enlarged by ``margin`` per side, in whole pixels."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    half = max(x2 - x1, y2 - y1) * (1 + 2 * margin) / 2
+    return int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half))
+
+
+def _aligned(landmarks: np.ndarray | None, align: bool) -> np.ndarray | None:
+    """The landmarks as a (5, 2) float array when alignment applies to them, else None."""
+    if not align or landmarks is None:
+        return None
+    pts = np.asarray(landmarks, dtype=float).reshape(-1, 2)
+    return pts if len(pts) == 5 and np.isfinite(pts).all() and np.ptp(pts[:, 0]) > 1 else None
+
+
+def _transform(box: np.ndarray, landmarks: np.ndarray | None, margin: float, align: bool, size: int
+               ) -> tuple[np.ndarray, bool]:
+    pts = _aligned(landmarks, align)
+    if pts is not None:
+        from skimage.transform import SimilarityTransform
+
+        t = SimilarityTransform.from_estimate(pts, np.asarray(FACE_TEMPLATE, dtype=float) * size)
+        if t:  # a failed estimate (degenerate points) falls back to the box
+            return np.asarray(t.params, dtype=float), True
+    x0, y0, x1, y1 = _box_square(box, margin)
+    sx, sy = size / max(x1 - x0, 1), size / max(y1 - y0, 1)
+    return np.array([[sx, 0, -sx * x0], [0, sy, -sy * y0], [0, 0, 1]]), False
+
+
 def crop_transform(box: np.ndarray, landmarks: np.ndarray | None, margin: float = FACE_MARGIN,
                    align: bool = FACE_ALIGN, size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
     """3x3 matrix taking frame pixels to crop pixels.
@@ -47,29 +77,19 @@ def crop_transform(box: np.ndarray, landmarks: np.ndarray | None, margin: float 
     to ``FACE_TEMPLATE`` (least squares), so eyes are level and every face has the same scale and
     position, in training and in the app alike. Otherwise: the square box enlarged by ``margin``.
     """
-    landmarks = None if landmarks is None else np.asarray(landmarks, dtype=float).reshape(-1, 2)
-    if align and landmarks is not None and len(landmarks) == 5 and np.isfinite(landmarks).all() and \
-            np.ptp(landmarks[:, 0]) > 1:
-        from skimage.transform import SimilarityTransform
-
-        dst = np.asarray(FACE_TEMPLATE, dtype=float) * size
-        t = SimilarityTransform.from_estimate(landmarks, dst)
-        if t:  # a failed estimate (degenerate points) falls back to the box
-            return np.asarray(t.params, dtype=float)
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(max(x2 - x1, y2 - y1) * (1 + 2 * margin), 1.0)
-    s = size / side
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    return np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy], [0, 0, 1]])
+    return _transform(box, landmarks, margin, align, size)[0]
 
 
 def crop_face(frame: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None,
               margin: float = FACE_MARGIN, align: bool = FACE_ALIGN, size: int = FACE_DISPLAY_SIZE) -> np.ndarray:
     """The face as a ``size`` x ``size`` colour crop (see ``crop_transform``); outside the frame is black."""
-    inv = np.linalg.inv(crop_transform(box, landmarks, margin, align, size))
-    im = Image.fromarray(frame).transform((size, size), Image.Transform.AFFINE, tuple(inv[:2].ravel()),
-                                                        Image.Resampling.BILINEAR)
-    return np.asarray(im)
+    im = Image.fromarray(frame)
+    m, aligned = _transform(box, landmarks, margin, align, size)
+    if not aligned:  # the box: a plain crop and resize
+        return np.asarray(im.crop(_box_square(box, margin)).resize((size, size), Image.Resampling.BILINEAR))
+    inv = np.linalg.inv(m)
+    return np.asarray(im.transform((size, size), Image.Transform.AFFINE, tuple(inv[:2].ravel()),
+                                   Image.Resampling.BILINEAR))
 
 
 def landmarks_in_crop(box: np.ndarray, landmarks: np.ndarray, margin: float = FACE_MARGIN, align: bool = FACE_ALIGN,
@@ -90,6 +110,16 @@ def crop_settings(meta: dict) -> dict:
     if "template" in crop and not np.allclose(np.asarray(crop["template"]), np.asarray(FACE_TEMPLATE), atol=1e-6):
         raise ValueError("the face model was trained with another alignment template than FACE_TEMPLATE")
     return {"align": bool(crop["align"]), "margin": float(crop.get("margin", 0.0))}
+
+
+def bordered(image: np.ndarray, scale: int = 1, pad: int = 0, mode: str = "constant") -> np.ndarray:
+    """An RGB frame for MTCNN from a photo that is already a tight face crop (FER2013, SFEW): enlarged ``scale``
+    times and given a ``pad``-pixel border (numpy.pad ``mode``), so the face is whole and not at the edge."""
+    im = Image.fromarray(image)
+    if scale != 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.BICUBIC)
+    arr = np.asarray(im.convert("RGB"))
+    return np.pad(arr, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -133,6 +163,32 @@ class FaceDetector:
                     keep = np.asarray(p, dtype=float) >= self.min_prob
                     out.append((np.asarray(b)[keep], np.asarray(p, dtype=float)[keep], np.asarray(pt)[keep]))
         return out
+
+    def main_faces(self, frames: list[np.ndarray], pad: int = 0) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per frame, (box, landmarks) of the largest face centred inside it less a ``pad`` border, or None."""
+        out = []
+        for frame, (b, _, pt) in zip(frames, self.detect(frames), strict=True):
+            h, w = frame.shape[:2]
+            cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+            inside = (cx > pad) & (cx < w - pad) & (cy > pad) & (cy < h - pad)
+            if not inside.any():
+                out.append(None)
+                continue
+            k = int(np.argmax(np.where(inside, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), -1)))
+            out.append((b[k], pt[k]))
+        return out
+
+    def crop_still(self, image: np.ndarray, scale: int = 1, pad: int = 0, mode: str = "constant"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A photo that is already a face crop, cropped as video frames are (``bordered`` for MTCNN, then
+        ``crop_face``): (colour crop, model input). Where no face is found, the photo itself."""
+        frame = bordered(image, scale, pad, mode)
+        found = self.main_faces([frame], pad)[0]
+        if found is None:
+            crop = np.asarray(Image.fromarray(image).convert("RGB").resize((FACE_DISPLAY_SIZE,) * 2))
+        else:
+            crop = crop_face(frame, found[0], found[1], self.margin, self.align)
+        return crop, face_input_from_crop(crop)
 
     def track(self, frames: Iterable[Frame], batch_size: int = 8) -> Iterator[tuple[Frame, FaceObservation | None]]:
         """Yield every frame with its main-face observation (None where no face is found)."""

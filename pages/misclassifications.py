@@ -9,8 +9,8 @@ import plotly.express as px
 import streamlit as st
 from PIL import Image
 
-from emotion_core.constants import EMOTIONS, FACE_DISPLAY_SIZE, FER_TO_EMOTION, SAMPLE_RATE
-from emotion_core.explain import LIME_SAMPLES, explain_voice, face_cams, overlay
+from emotion_core.constants import EMOTIONS, FACE_DISPLAY_SIZE, FER_TO_EMOTION, SAMPLE_RATE, STILL_FRAMING
+from emotion_core.explain import FACE_CAM_METHOD, LIME_SAMPLES, explain_voice, face_cams, overlay
 from emotion_core.faces import face_input_from_crop
 from emotion_core.metrics import summarize
 from emotion_core.registry import REPORTS_DIR
@@ -22,14 +22,23 @@ SOURCES = {
                                                                             "ravdess-speech-16k"),
     "Voice, fine-tuned member alone (same protocol)": ("voice_oof.csv", "ravdess-speech-16k"),
     "Face: FER2013 PrivateTest": ("face_private.csv", "fer2013"),
+    "Face: SFEW Val (films never trained on)": ("face_sfew_val.csv", "sfew"),
 }
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def face_error_cam(path: str, target: str) -> np.ndarray:
+def face_error_cam(path: str, source: str, target: str) -> np.ndarray:
+    """The face as the model read it (re-cropped by MTCNN like a video frame when the model was trained on such
+    crops, else the file's own crop) with its class-activation map for ``target``."""
     rgb = np.asarray(Image.open(path).convert("RGB"))
-    cam = face_cams(get_analyzer().models.face, face_input_from_crop(rgb)[None], [target])[0]
-    return overlay(np.asarray(Image.fromarray(rgb).resize((FACE_DISPLAY_SIZE, FACE_DISPLAY_SIZE))), cam)
+    analyzer = get_analyzer()
+    if analyzer.detector.align:
+        crop, x = analyzer.detector.crop_still(rgb, *STILL_FRAMING[source][:2], STILL_FRAMING[source][3])
+    else:
+        crop = np.asarray(Image.fromarray(rgb).resize((FACE_DISPLAY_SIZE, FACE_DISPLAY_SIZE)))
+        x = face_input_from_crop(rgb)
+    cam = face_cams(analyzer.models.face, x[None], [target])[0]
+    return overlay(crop, cam)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -110,11 +119,12 @@ if rows:
     if path is None:
         st.info(f"The data set is not reachable at {root} (set EMOTION_DATA_DIR), so the input cannot be "
                 "shown; the stored probabilities above are all there is.")
-    elif path.suffix == ".jpg":
+    elif path.suffix in (".jpg", ".png"):
         c1, c2 = st.columns(2)
-        c1.image(str(path), width=192, caption="the 48x48 face, enlarged")
-        target = c2.selectbox("Grad-CAM for", [row["pred"], row["true"]], format_func=lambda e: f"{e}")
-        c2.image(face_error_cam(str(path), target), width=192, caption=f"Grad-CAM for '{target}'")
+        c1.image(str(path), width=192, caption="the face as published, enlarged")
+        target = c2.selectbox("Class-activation map for", [row["pred"], row["true"]], format_func=lambda e: f"{e}")
+        c2.image(face_error_cam(str(path), "fer" if data_sub == "fer2013" else "sfew", target), width=192,
+                 caption=f"{FACE_CAM_METHOD} for '{target}' on the crop the model read")
     else:
         st.audio(str(path))
         target = st.selectbox("LIME for", [row["pred"], row["true"]])

@@ -114,7 +114,9 @@ def test_misclassification_explanations_of_stored_inputs() -> None:
     from pages.misclassifications import face_error_cam, voice_error_lime
 
     img = next((SHARED / "fer2013" / "test" / "sad").glob("PrivateTest_*.jpg"))
-    assert face_error_cam(str(img), "sad").shape == (160, 160, 3)
+    assert face_error_cam(str(img), "fer", "sad").shape == (160, 160, 3)
+    film = next((SHARED / "sfew" / "Val" / "Sad").glob("*.png"))
+    assert face_error_cam(str(film), "sfew", "sad").shape == (160, 160, 3)
     clip = next((SHARED / "ravdess-speech-16k").rglob("*.flac"))
     ex = voice_error_lime(str(clip), "angry")
     assert ex.heatmap("angry").shape == ex.mel.shape

@@ -168,3 +168,82 @@ def test_lime_stability_runs_on_the_shipped_model(analyzer) -> None:
 
     res = stability(analyzer.models.voice, [voiced_signal(2.0, seed=4)], (30,), seeds=2)
     assert set(res) == {"30"} and 0 <= res["30"]["top_overlap"] <= 1 and -1 <= res["30"]["spearman"] <= 1
+
+
+def test_landmark_regions_follow_the_face() -> None:
+    """Regions move with the landmarks: the same cam read on two faces at different places gives different shares,
+    and a blob on the mouth counts as mouth."""
+    from emotion_core.constants import FACE_TEMPLATE
+    from emotion_core.explain import landmark_regions
+
+    lm = np.asarray(FACE_TEMPLATE) * 48
+    masks = landmark_regions(lm, (48, 48))
+    assert not (masks["eyes_brows"] & masks["mouth"]).any() and not (masks["nose"] & masks["mouth"]).any()
+    cam = np.zeros((48, 48))
+    (mlx, mly), (mrx, mry) = lm[3], lm[4]
+    cam[int(mly) - 2: int(mly) + 3, int(mlx): int(mrx)] = 1.0
+    assert region_shares(cam, lm)["mouth"] > 0.9
+    moved = lm + np.array([0.0, -12.0])  # the same face higher in the crop: the blob now sits below its mouth
+    assert region_shares(cam, moved)["mouth"] < 0.5
+    assert region_shares(cam, np.full((5, 2), np.nan)) == region_shares(cam), "no landmarks: the template"
+
+
+def test_difference_from_mean_shows_what_moves() -> None:
+    from emotion_core.explain import difference_from_mean
+
+    table = {"happy": {"mouth": 0.4, "eyes": 0.6}, "sad": {"mouth": 0.2, "eyes": 0.8}}
+    diff = difference_from_mean(table)
+    assert diff["happy"]["mouth"] == pytest.approx(0.1) and diff["sad"]["eyes"] == pytest.approx(0.1)
+    assert sum(d["mouth"] for d in diff.values()) == pytest.approx(0)
+
+
+def test_bootstrap_stability_tells_a_clear_ranking_from_noise() -> None:
+    from emotion_core.explain import bootstrap_stability
+
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 2, (300, 40))
+    true_w = np.zeros(40)
+    true_w[:5] = [0.5, 0.4, 0.3, 0.25, 0.2]
+    clear = masks @ true_w + 0.01 * rng.standard_normal(300)
+    noise = rng.standard_normal(300)
+    w = np.ones(300)
+    assert bootstrap_stability(masks, clear, w, true_w) > 0.9
+    noisy_w = np.linalg.lstsq(masks, noise, rcond=None)[0]
+    assert bootstrap_stability(masks, noise, w, noisy_w) < 0.6
+
+
+def test_lime_reports_its_stability_and_flags_unstable_ones(voice_ex) -> None:
+    from emotion_core.explain import UNSTABLE_BELOW
+
+    _, _, ex = voice_ex
+    for emo in ("angry", "sad"):
+        assert 0 <= ex.stability[emo] <= 1
+        assert ex.unstable(emo) == (ex.stability[emo] < UNSTABLE_BELOW)
+
+
+def test_cam_grid_is_the_layers_resolution() -> None:
+    from emotion_core.explain import cam_grid
+
+    lm = LoadedModel("face", FaceNet(FaceConfig()).eval())
+    assert cam_grid(lm, 4) == 16 and cam_grid(lm, 10) == 8 and cam_grid(lm, 15) == 4
+
+
+def test_deletion_and_insertion_curves(faces: np.ndarray, voice_ex) -> None:
+    """Both orders start and end at the same inputs (the face, the blurred face), deletion from the face is
+    insertion's end point; the voice curves have one row per step. (Which order falls faster is a measurement
+    over many faces: reports/faithfulness.json.)"""
+    from emotion_core.explain import CURVE_STEPS, curve_summary, face_curves, voice_curves
+
+    lm = load_model("face")
+    targets = ["happy"] * len(faces)
+    cams = face_cams(lm, faces, targets)
+    c = face_curves(lm, faces, cams, targets, grid=16)
+    assert c["deletion_important"].shape == (len(faces), len(CURVE_STEPS))
+    for mode in ("deletion", "insertion"):
+        np.testing.assert_allclose(c[f"{mode}_important"][:, [0, -1]], c[f"{mode}_random"][:, [0, -1]], atol=1e-5)
+    np.testing.assert_allclose(c["deletion_important"][:, 0], c["insertion_important"][:, -1], atol=1e-5)
+    s = curve_summary(c)
+    assert 0 <= s["deletion_beats_random"] <= 1 and s["n"] == len(faces)
+    vlm, _, ex = voice_ex
+    v = voice_curves(vlm, ex, "angry")
+    assert set(v) == set(c) and v["deletion_important"].shape == (1, len(CURVE_STEPS))

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a training or model setting (voice and face trainers; unknown keys are refused)")
         t.add_argument("--resume", action="store_true", help="face: continue from --out/face_train_state.pt")
         t.add_argument("--tag", default=None, help="face-wild: the run's name in reports/face_wild.json")
+        t.add_argument("--predictions", action="store_true",
+                       help="evaluate face-wild: also write reports/face_private.csv and face_sfew_val.csv")
         t.add_argument("--stop-after", type=int, default=None, help="face: train at most N epochs in this run")
         t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
         t.add_argument("--compare-weights", default=None,

@@ -26,8 +26,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..constants import FACE_ALIGN, FACE_DISPLAY_SIZE, FACE_EMOTIONS, FACE_INPUT_SIZE, FACE_MARGIN, FER_TO_EMOTION
-from ..faces import FaceDetector, crop_face, face_input_from_crop, landmarks_in_crop
+from ..constants import (
+    FACE_ALIGN,
+    FACE_DISPLAY_SIZE,
+    FACE_EMOTIONS,
+    FACE_INPUT_SIZE,
+    FACE_MARGIN,
+    FER_TO_EMOTION,
+    STILL_FRAMING,
+)
+from ..faces import FaceDetector, bordered, crop_face, face_input_from_crop, landmarks_in_crop
 from .datasets import load_fer
 
 log = logging.getLogger(__name__)
@@ -35,10 +43,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("fer_train", "fer_public", "fer_private", "sfew_train", "sfew_val")
 DETECTIONS = "face_detections.npz"
 SFEW_FOLDERS = {"sfew_train": "Train", "sfew_val": "Val"}
-# How each source is shown to MTCNN: enlargement, border (pixels after enlarging) and how the border is
-# filled. FER2013's small crops cut through the face, so a reflected border completes it (the crop study's
-# framing); SFEW's larger crops would gain a mirrored second face that way, so they get a black border.
-FRAMING = {"fer": (2, 32, 30, "reflect"), "sfew": (1, 48, 72, "constant")}  # scale, pad, min face, border
+FRAMING = STILL_FRAMING
 
 
 @dataclass
@@ -87,30 +92,21 @@ def load_sfew(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, lis
 def detection_frame(image: np.ndarray, source: str) -> np.ndarray:
     """The RGB frame MTCNN sees for a training image (enlarged, with a border)."""
     scale, pad, _, mode = FRAMING[source]
-    im = Image.fromarray(image)
-    if scale != 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.BICUBIC)
-    arr = np.asarray(im.convert("RGB"))
-    return np.pad(arr, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
+    return bordered(image, scale, pad, mode)
 
 
 def detect(images: np.ndarray, source: str, device: str = "cpu", batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (n, 4) and landmarks (n, 5, 2) of the largest confident face centred inside the image, not in its
-    reflected border (NaN where none): the sources hold one face each, filling most of the picture."""
-    pad = FRAMING[source][1]
-    det = FaceDetector(min_face_size=FRAMING[source][2], device=device)
+    border (NaN where none): the sources hold one face each, filling most of the picture."""
+    scale, pad, min_face, mode = FRAMING[source]
+    det = FaceDetector(min_face_size=min_face, device=device)
     boxes = np.full((len(images), 4), np.nan)
     points = np.full((len(images), 5, 2), np.nan)
     for i in range(0, len(images), batch):
-        frames = [detection_frame(im, source) for im in images[i: i + batch]]
-        for j, (b, _, pt) in enumerate(det.detect(frames)):
-            h, w = frames[j].shape[:2]
-            cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-            inside = (cx > pad) & (cx < w - pad) & (cy > pad) & (cy < h - pad)  # not a reflection
-            if inside.any():
-                area = np.where(inside, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), -1)
-                k = int(np.argmax(area))
-                boxes[i + j], points[i + j] = b[k], pt[k]
+        frames = [bordered(im, scale, pad, mode) for im in images[i: i + batch]]
+        for j, found in enumerate(det.main_faces(frames, pad)):
+            if found is not None:
+                boxes[i + j], points[i + j] = found
     return boxes, points
 
 

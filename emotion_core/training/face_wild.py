@@ -3,7 +3,7 @@ with video degradations, and measure what each step buys.
 
     python -m emotion_core train face-data --data ../shared/data --out runs/faces     # MTCNN once, cached
     python -m emotion_core train face-wild --data ../shared/data --out runs/faces --tag aligned-video
-    python -m emotion_core evaluate face-wild --data ../shared/data --out runs/faces  # the shipped model
+    python -m emotion_core evaluate face-wild --data ../shared/data --out runs/faces --predictions  # shipped model
 
 Protocol: FER2013 train minus the same 10 % stratified validation part as ``train face``; SFEW ``Train``
 minus 15 % of its films (seeded), which with FER2013 PublicTest decide the epoch and the temperature;
@@ -14,6 +14,7 @@ anything. Every figure is written to ``reports/face_wild.json`` under the run's 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import FACE_EMOTIONS, FACE_MARGIN, FACE_TEMPLATE, FRAME_RATE, VOICE_WINDOW_S
+from ..constants import EMOTIONS, FACE_EMOTIONS, FACE_MARGIN, FACE_TEMPLATE, FRAME_RATE, VOICE_WINDOW_S
 from ..devices import resolve_device
 from ..inference import FACE_INDEX, pool_faces, predict_faces
 from ..metrics import fit_temperature, nll, summarize
@@ -32,7 +33,7 @@ from ..options import parse_overrides
 from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_checkpoint, load_model, save_checkpoint
 from . import face_data
 from .datasets import FerSplit, stratified_holdout
-from .train_face import FaceTrainConfig, to_tensor, train, video_degrade
+from .train_face import FaceTrainConfig, augment, to_tensor, train, video_degrade
 
 log = logging.getLogger(__name__)
 REPORT = "face_wild.json"
@@ -102,8 +103,6 @@ def degraded(split: FerSplit, seed: int = 1) -> FerSplit:
 def pseudo_video(split: FerSplit, frames: int = int(FRAME_RATE * VOICE_WINDOW_S), seed: int = 2) -> np.ndarray:
     """(n, frames, 48, 48) uint8: each face as one timeline window of jittered, degraded video frames
     (small shifts, rotation and scale from frame to frame, plus the video degradations at chance 0.3)."""
-    from .train_face import augment
-
     cfg = FaceTrainConfig(max_rotation_deg=6.0, scale_range=(0.95, 1.05), max_shift=0.04, erase_prob=0.0,
                           video_prob=0.3)
     g = torch.Generator().manual_seed(seed)
@@ -129,12 +128,27 @@ def temporal_study(lm: LoadedModel, split: FerSplit) -> dict:
             "window_mean": summarize(split.labels, p.mean(1)[:, FACE_INDEX], FACE_EMOTIONS)}
 
 
-def score(lm: LoadedModel, data: WildData) -> dict:
-    """Every evaluation of one model: FER2013 PrivateTest, SFEW Val clean and degraded, the temporal study."""
+PREDICTIONS = {"fer_private": "face_private.csv", "sfew_val": "face_sfew_val.csv"}
+"""Per-face predictions of the shipped model, read by the misclassifications page and the fusion study."""
+
+
+def write_predictions(path: Path, split: FerSplit, probs8: np.ndarray) -> None:
+    with open(path, "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["file", "true", "pred", *EMOTIONS])
+        for f, yt, p in zip(split.files, split.labels, probs8, strict=True):
+            wr.writerow([f, FACE_EMOTIONS[yt], EMOTIONS[int(p.argmax())], *(f"{v:.5f}" for v in p)])
+
+
+def score(lm: LoadedModel, data: WildData, predictions_to: Path | None = None) -> dict:
+    """Every evaluation of one model: FER2013 PrivateTest, SFEW Val clean and degraded, the temporal study;
+    with ``predictions_to``, the per-face predictions on the first two are written there too."""
     res = {}
     for name, split in {**data.evaluate, "sfew_val_degraded": degraded(data.evaluate["sfew_val"])}.items():
-        p = predict_faces(lm, split.images.astype(np.float32) / 255)[:, FACE_INDEX]
-        res[name] = summarize(split.labels, p, FACE_EMOTIONS)
+        p8 = predict_faces(lm, split.images.astype(np.float32) / 255)
+        res[name] = summarize(split.labels, p8[:, FACE_INDEX], FACE_EMOTIONS)
+        if predictions_to is not None and name in PREDICTIONS:
+            write_predictions(predictions_to / PREDICTIONS[name], split, p8)
     res["sfew_val"]["mtcnn_found"] = float(data.sfew_val.found.mean())
     res["temporal_sfew_val"] = temporal_study(lm, data.evaluate["sfew_val"])
     return res
@@ -224,10 +238,11 @@ def evaluate(args: argparse.Namespace) -> int:
     crop["align"] = bool(over.get("align", crop["align"]))  # e.g. the FER-only model read through aligned crops
     cfg = WildTrainConfig(align=crop["align"])
     data = load_data(args.out, cfg)
-    results = score(lm, data)
+    reports = Path(args.reports or REPORTS_DIR)
+    results = score(lm, data, reports if args.predictions and not args.quick else None)
     tag = args.tag or ("shipped" if args.weights is None else Path(args.weights).name)
     if not args.quick:
-        write_report(Path(args.reports or REPORTS_DIR), tag, {"crop": crop, "weights_sha256": lm.meta.get("sha256"),
+        write_report(reports, tag, {"crop": crop, "weights_sha256": lm.meta.get("sha256"),
                                                               **results})
     print(json.dumps({tag: short(results)}, indent=2))
     return 0

@@ -32,11 +32,12 @@ from ..explain import (
     voice_curves,
     voice_deletion,
 )
+from ..faces import crop_settings
 from ..features import voice_windows
 from ..models import FaceConfig, FaceNet
 from ..registry import LoadedModel, load_model, randomised
 from .datasets import find_ravdess, load_fer
-from .face_data import FRAMING
+from .face_data import FRAMING, FaceSet, detect, model_inputs
 
 FRAMING_FER = FRAMING["fer"][:2]
 
@@ -63,9 +64,6 @@ def face_inputs(fer_root: str | Path, split: str, lm: LoadedModel, per_class: in
                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A class-balanced sample of FER2013 faces as the face model reads them (re-cropped by MTCNN and aligned
     when the model was trained so), their landmarks in the 48-pixel input (NaN where MTCNN found none) and labels."""
-    from ..faces import crop_settings
-    from .face_data import FaceSet, detect, model_inputs
-
     data = load_fer(fer_root, split)
     idx = _sample(data.labels, per_class, seed)
     boxes, points = detect(data.images[idx], "fer")
