@@ -73,7 +73,7 @@ def main() -> None:
     from emotion_core.analysis import Analyzer
     from emotion_core.constants import SAMPLE_RATE
     from emotion_core.explain import explain_voice, face_cams
-    from emotion_core.faces import FaceDetector
+    from emotion_core.faces import crop_face
     from emotion_core.features import log_mel, window_grid
     from emotion_core.fusion import fuse
     from emotion_core.inference import mel_batch, predict_faces, predict_voice_windows
@@ -93,8 +93,9 @@ def main() -> None:
     a4 = np.resize(audio, 4 * SAMPLE_RATE) if audio is not None else None
     frames = list(iter_frames(info))
     frames = (frames * (20 // len(frames) + 1))[:20]
-    det = FaceDetector()
-    faces = [o for _, o in det.track(frames) if o is not None]
+    det = a.detector  # crops as the shipped face model wants them (faces.crop_settings)
+    tracked = [(f, o) for f, o in det.track(frames) if o is not None]
+    faces = [o for _, o in tracked]
     face_in = np.stack([o.face_input for o in faces])
     mel = log_mel(a4) if a4 is not None else None
     res = a.analyze(clip)
@@ -105,6 +106,11 @@ def main() -> None:
     decode = timed(lambda: (load_audio(probe(clip)), list(iter_frames(probe(clip)))), 3)
     print(f"decode (probe + audio + 5 fps frames): {decode:.3f} s")
     print(f"face detection, 20 frames 640x360: {timed(lambda: list(det.track(frames)), 3):.3f} s")
+    fr0, o0 = tracked[0]
+    for align in (True, False):
+        ms = timed(lambda align=align: crop_face(fr0.rgb, o0.box, o0.landmarks, det.margin, align), 50) * 1000
+        print(f"face crop, {'aligned to the template' if align else 'bare box'}: {ms:.2f} ms per face"
+              + (" (the shipped model's)" if align == det.align else ""))
     print(f"face model, 20 crops (with mirror averaging): {timed(lambda: predict_faces(a.models.face, face_in)):.3f} s")
     if a4 is not None:
         print(f"voice features (log-mel of 4 s): {timed(lambda: log_mel(a4)):.4f} s")

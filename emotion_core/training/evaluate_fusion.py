@@ -81,9 +81,10 @@ def neutral_conflicts(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: 
         if e in ("neutral", "calm"):
             continue
         v = voice[voice["true"] == e][list(EMOTIONS)].to_numpy()
-        pairs = [(neutral_faces[rng.integers(len(neutral_faces))], vp, EMOTIONS.index(e)) for _ in range(repeats)
-                 for vp in v]
-        out["face_neutral"][e] = tally(pairs)
+        if len(v):
+            pairs = [(neutral_faces[rng.integers(len(neutral_faces))], vp, EMOTIONS.index(e)) for _ in range(repeats)
+                     for vp in v]
+            out["face_neutral"][e] = tally(pairs)
         f = face[face["true"] == e][list(EMOTIONS)].to_numpy()
         if len(f):
             pairs = [(fp, calm_voices[rng.integers(len(calm_voices))], EMOTIONS.index(e)) for fp in f]

@@ -9,6 +9,10 @@ Protocol: FER2013 train minus the same 10 % stratified validation part as ``trai
 minus 15 % of its films (seeded), which with FER2013 PublicTest decide the epoch and the temperature;
 SFEW ``Val`` (other films) and FER2013 PrivateTest are scored once per model and never used to choose
 anything. Every figure is written to ``reports/face_wild.json`` under the run's tag.
+
+Which model ships (fixed before any run finished): the candidate with the best mean of its two selection
+accuracies (FER2013 PublicTest and the held-out SFEW Train films, each read through the app's crops), if that
+mean beats the shipped model's on the same faces; SFEW Val and PrivateTest only report.
 """
 
 from __future__ import annotations
@@ -150,6 +154,9 @@ def score(lm: LoadedModel, data: WildData, predictions_to: Path | None = None) -
         if predictions_to is not None and name in PREDICTIONS:
             write_predictions(predictions_to / PREDICTIONS[name], split, p8)
     res["sfew_val"]["mtcnn_found"] = float(data.sfew_val.found.mean())
+    res["selection"] = {name: float((predict_faces(lm, sp.images.astype(np.float32) / 255)[:, FACE_INDEX].argmax(1)
+                                     == sp.labels).mean()) for name, sp in zip(("fer_public", "sfew_films"),
+                                                                              data.select, strict=True)}
     res["temporal_sfew_val"] = temporal_study(lm, data.evaluate["sfew_val"])
     return res
 
@@ -160,6 +167,8 @@ def short(res: dict) -> dict:
     for k, v in res.items():
         if isinstance(v, dict) and "accuracy" in v:
             out[k] = (round(v["accuracy"], 4), round(v["recall"]["neutral"], 4))
+        elif k == "selection":
+            out[k] = {m: round(a, 4) for m, a in v.items()}
         elif k.startswith("temporal"):
             out[k] = {m: round(v[m]["accuracy"], 4) for m in ("single_frame", "window_pooled", "window_mean")}
     return out
@@ -169,7 +178,7 @@ def write_report(reports: Path, tag: str, entry: dict) -> None:
     path = reports / REPORT
     doc = json.loads(path.read_text()) if path.exists() else {"protocol": __doc__.split("Protocol: ")[1].strip(),
                                                                 "runs": {}}
-    doc["runs"][tag] = entry
+    doc["runs"][tag] = doc["runs"].get(tag, {}) | entry  # a re-evaluation keeps the run's training record
     path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
