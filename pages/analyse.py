@@ -99,7 +99,7 @@ with fcol:
 with vcol:
     voice_panel(res, profile)
 
-# --- downloads (the report carries the Grad-CAM shown above) -------------------------------------
+# --- downloads (the report carries the face map shown above) -------------------------------------
 st.subheader("Download")
 d1, d2, d3 = st.columns(3)
 d1.download_button("Results (JSON)", json.dumps(res.to_dict(), indent=2), file_name="emotion_result.json",

@@ -78,8 +78,8 @@ def timeline_section(res: AnalysisResult) -> None:
 
 
 def face_panel(res: AnalysisResult) -> tuple[np.ndarray | None, str]:
-    """Grad-CAM on a chosen face frame; returns the overlay shown and its caption (for the report)."""
-    st.markdown("**Face — Grad-CAM**")
+    """A class-activation map on a chosen face frame; returns the overlay shown and its caption (for the report)."""
+    st.markdown("**Face — class-activation map (LayerCAM by default)**")
     kept = res.kept_frames
     if not kept:
         st.caption("No face to explain.")
