@@ -89,7 +89,7 @@ def test_face_model_on_a_private_test_sample() -> None:
     idx = np.random.default_rng(0).choice(len(fer.files), 600, replace=False)
     p = predict_faces(load_model("face"), fer.images[idx].astype(np.float32) / 255)
     acc = (p[:, [EMOTIONS.index(e) for e in FACE_EMOTIONS]].argmax(1) == fer.labels[idx]).mean()
-    assert acc > 0.64  # the committed full-split figure is 0.700
+    assert acc > 0.64  # on FER2013's own crops (the app's aligned crops give 0.706 on the full split)
 
 
 def test_committed_evaluations_are_consistent() -> None:
@@ -98,10 +98,15 @@ def test_committed_evaluations_are_consistent() -> None:
     assert oof.groupby("actor")["fold"].nunique().max() == 1  # an actor is in one fold only
     cv = json.loads((ROOT / "reports" / "voice_cv.json").read_text())["cv"]
     assert cv["mean_fold_accuracy"] == pytest.approx((oof["true"] == oof["pred"]).groupby(oof["fold"]).mean().mean())
-    face = pd.read_csv(ROOT / "reports" / "face_private.csv")
-    assert len(face) == 3589 and face["file"].str.contains("PrivateTest_").all()
-    reported = json.loads((ROOT / "reports" / "face_eval.json").read_text())["private"]["accuracy"]
-    assert reported == pytest.approx((face["true"].map({"fear": "fearful"}).fillna(face["true"]) == face["pred"]).mean())
+    # the face predictions the app shows are the shipped model's, and match its recorded figures
+    shipped = json.loads((ROOT / "weights" / "MANIFEST.json").read_text())["face.pt"]
+    runs = json.loads((ROOT / "reports" / "face_wild.json").read_text())["runs"]
+    run = next(r for r in runs.values() if r.get("checkpoint_sha256") == shipped)
+    for csv_name, split, n in (("face_private.csv", "fer_private", 3589), ("face_sfew_val.csv", "sfew_val", 419)):
+        face = pd.read_csv(ROOT / "reports" / csv_name)
+        assert len(face) == n
+        assert run[split]["accuracy"] == pytest.approx((face["true"] == face["pred"]).mean())
+    assert face["file"].str.startswith("Val/").all()
 
 
 def test_crop_study_runs_the_inference_crop_on_fer_faces() -> None:
