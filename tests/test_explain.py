@@ -180,7 +180,7 @@ def test_landmark_regions_follow_the_face() -> None:
     masks = landmark_regions(lm, (48, 48))
     assert not (masks["eyes_brows"] & masks["mouth"]).any() and not (masks["nose"] & masks["mouth"]).any()
     cam = np.zeros((48, 48))
-    (mlx, mly), (mrx, mry) = lm[3], lm[4]
+    (mlx, mly), (mrx, _) = lm[3], lm[4]
     cam[int(mly) - 2: int(mly) + 3, int(mlx): int(mrx)] = 1.0
     assert region_shares(cam, lm)["mouth"] > 0.9
     moved = lm + np.array([0.0, -12.0])  # the same face higher in the crop: the blob now sits below its mouth
