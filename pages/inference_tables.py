@@ -18,8 +18,9 @@ st.caption("Data-driven versions of the hand-written tables of the original work
 for fname, title, reading in (
     ("face_regions.json", "Face: share of class-activation attention per facial region",
      "Each row sums to 100%. Regions come from each face's five MTCNN landmarks (eyes and brows, nose, mouth, in "
-     "units of the distance between the eyes), or a fixed template where MTCNN found no face; the maps are "
-     "LayerCAM at 16x16 cells unless the table says otherwise."),
+     "units of the distance between the eyes), or a fixed template where MTCNN found no face; LayerCAM maps "
+     "on the app's aligned crops. Reading: happy puts the most weight on the mouth, angry and sad on eyes and "
+     "brows."),
     ("voice_bands.json", "Voice: share of positive LIME weight per frequency band",
      "Each row sums to 100%. Bands group the 80 mel bins; low bands carry pitch, higher ones timbre and breath. "
      "Reading: fearful, angry and disgust lean on the highest band (breath, friction, tension), sad and surprised "
