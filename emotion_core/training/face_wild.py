@@ -18,7 +18,6 @@ mean beats the shipped model's on the same faces; SFEW Val and PrivateTest only 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import time
@@ -28,16 +27,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..constants import EMOTIONS, FACE_EMOTIONS, FACE_MARGIN, FACE_TEMPLATE, FRAME_RATE, VOICE_WINDOW_S
+from ..constants import FACE_EMOTIONS, FACE_MARGIN, FACE_TEMPLATE, FRAME_RATE, VOICE_WINDOW_S
 from ..devices import resolve_device
 from ..inference import FACE_INDEX, pool_faces, predict_faces
-from ..metrics import fit_temperature, nll, summarize
+from ..metrics import summarize
 from ..models import FaceConfig, FaceNet
 from ..options import parse_overrides
 from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_checkpoint, load_model, save_checkpoint
 from . import face_data
 from .datasets import FerSplit, stratified_holdout
-from .train_face import FaceTrainConfig, augment, to_tensor, train, video_degrade
+from .train_face import (
+    FaceTrainConfig,
+    augment,
+    fit_face_temperature,
+    to_tensor,
+    train,
+    video_degrade,
+    write_predictions,
+)
 
 log = logging.getLogger(__name__)
 REPORT = "face_wild.json"
@@ -136,14 +143,6 @@ PREDICTIONS = {"fer_private": "face_private.csv", "sfew_val": "face_sfew_val.csv
 """Per-face predictions of the shipped model, read by the misclassifications page and the fusion study."""
 
 
-def write_predictions(path: Path, split: FerSplit, probs8: np.ndarray) -> None:
-    with open(path, "w", newline="") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(["file", "true", "pred", *EMOTIONS])
-        for f, yt, p in zip(split.files, split.labels, probs8, strict=True):
-            wr.writerow([f, FACE_EMOTIONS[yt], EMOTIONS[int(p.argmax())], *(f"{v:.5f}" for v in p)])
-
-
 def score(lm: LoadedModel, data: WildData, predictions_to: Path | None = None) -> dict:
     """Every evaluation of one model: FER2013 PrivateTest, SFEW Val clean and degraded, the temporal study;
     with ``predictions_to``, the per-face predictions on the first two are written there too."""
@@ -218,8 +217,7 @@ def main(args: argparse.Namespace) -> int:
     lm = LoadedModel("face", net, {})
     sel_p = np.concatenate([predict_faces(lm, s.images.astype(np.float32) / 255)[:, FACE_INDEX] for s in data.select])
     sel_y = np.concatenate([s.labels for s in data.select])
-    temperature = fit_temperature(lambda t: nll(sel_y, torch.softmax(
-        torch.log(torch.from_numpy(sel_p).clamp_min(1e-12)) / t, 1).numpy()))
+    temperature = fit_face_temperature(sel_y, sel_p)
     lm.meta["temperature"] = temperature
     results = score(lm, data)
     crop = {"align": cfg.align, "margin": FACE_MARGIN, "template": [list(p) for p in FACE_TEMPLATE]}

@@ -166,6 +166,23 @@ def evaluate_split(net: FaceNet, split: FerSplit, temperature: float = 1.0) -> n
     return predict_faces(lm, split.images.astype(np.float32) / 255, batch_size=512)
 
 
+def fit_face_temperature(labels: np.ndarray, probs7: np.ndarray) -> float:
+    """The temperature for a face model's logits, fitted on held-out (n, 7) probabilities: applied at inference
+    to logits, fitted here on log-probabilities, which differ from logits by a per-row constant (same optimum)."""
+    logp = torch.log(torch.from_numpy(probs7).clamp_min(1e-12))
+    return fit_temperature(lambda t: nll(labels, torch.softmax(logp / t, 1).numpy()))
+
+
+def write_predictions(path: Path, split: FerSplit, probs8: np.ndarray) -> None:
+    """Per-face predictions (file, true, pred, 8 probabilities): what the misclassifications page and the
+    fusion study read."""
+    with open(path, "w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["file", "true", "pred", *EMOTIONS])
+        for f, yt, p in zip(split.files, split.labels, probs8, strict=True):
+            wr.writerow([f, FACE_EMOTIONS[yt], EMOTIONS[int(p.argmax())], *(f"{v:.5f}" for v in p)])
+
+
 def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, device: torch.device,
           select_on: FerSplit | list[FerSplit] | None, state_path: Path | None = None, resume: bool = False,
           stop_after: int | None = None) -> tuple[FaceNet, list[dict], bool]:
@@ -271,10 +288,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     p_pub_raw = evaluate_split(net, public)[:, FACE_INDEX]
-    temperature = fit_temperature(lambda t: nll(public.labels, torch.softmax(
-        torch.log(torch.from_numpy(p_pub_raw).clamp_min(1e-12)) / t, 1).numpy()))
-    # temperature is applied to the logits at inference; fitted here on log-probabilities,
-    # which differ from logits by a per-row constant, so the optimum is the same.
+    temperature = fit_face_temperature(public.labels, p_pub_raw)
     results["validation"] = summarize(val.labels, evaluate_split(net, val)[:, FACE_INDEX], FACE_EMOTIONS)
     results["public"] = summarize(public.labels, evaluate_split(net, public, temperature)[:, FACE_INDEX], FACE_EMOTIONS)
     results["public"]["ece_before_calibration"] = summarize(public.labels, p_pub_raw, FACE_EMOTIONS)["ece"]
@@ -297,11 +311,7 @@ def main(args: argparse.Namespace) -> int:
     if not args.quick:
         reports.mkdir(parents=True, exist_ok=True)
         (reports / name).write_text(json.dumps(results, indent=2))
-        with open(reports / "face_private.csv", "w", newline="") as fh:
-            wr = csv.writer(fh)
-            wr.writerow(["file", "true", "pred", *EMOTIONS])
-            for f, yt, p in zip(private.files, private.labels, p_priv, strict=True):
-                wr.writerow([f, FACE_EMOTIONS[yt], EMOTIONS[int(p.argmax())], *(f"{v:.5f}" for v in p)])
+        write_predictions(reports / "face_private.csv", private, p_priv)
     return 0
 
 
