@@ -31,7 +31,8 @@ from ..constants import SAMPLE_RATE
 FAMILIES = ("room", "channel", "noise", "mic")
 
 
-def _ffmpeg() -> str:
+def ffmpeg_exe() -> str:
+    """imageio-ffmpeg's bundled ffmpeg (no system ffmpeg needed)."""
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
@@ -40,20 +41,19 @@ def _ffmpeg() -> str:
 def codec_roundtrip(y: np.ndarray, codec: str, bitrate: str, rate: int, fmt: str) -> np.ndarray:
     """Encode ``y`` (16 kHz float) with ffmpeg's ``codec`` at ``bitrate`` and decode it back to 16 kHz."""
     pcm = (np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
-    enc = subprocess.run([_ffmpeg(), "-v", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0",
+    enc = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-i", "pipe:0",
                           "-ar", str(rate), "-c:a", codec, "-b:a", bitrate, "-f", fmt, "pipe:1"],
                          input=pcm, capture_output=True, check=True).stdout
-    dec = subprocess.run([_ffmpeg(), "-v", "error", "-f", fmt, "-i", "pipe:0", "-ar", str(SAMPLE_RATE), "-ac", "1",
+    dec = subprocess.run([ffmpeg_exe(), "-v", "error", "-f", fmt, "-i", "pipe:0", "-ar", str(SAMPLE_RATE), "-ac", "1",
                           "-f", "s16le", "pipe:1"], input=enc, capture_output=True, check=True).stdout
     out = np.frombuffer(dec, "<i2").astype(np.float32) / 32768
     out = out[: len(y)]
     return np.pad(out, (0, len(y) - len(out)))
 
 
-def room(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``y`` as heard in a random shoebox room (image-source method)."""
+def random_rir(rng: np.random.Generator) -> np.ndarray:
+    """The impulse response from a talker to a microphone in a random shoebox room (image-source method)."""
     import pyroomacoustics as pra
-    from scipy.signal import fftconvolve
 
     dims = rng.uniform([3, 3, 2.4], [10, 8, 3.5])
     rt60 = rng.uniform(0.2, 0.9)
@@ -68,7 +68,27 @@ def room(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     r.add_source(src)
     r.add_microphone(mic)
     r.compute_rir()
-    rir = np.asarray(r.rir[0][0], dtype=np.float32)
+    return np.asarray(r.rir[0][0], dtype=np.float32)
+
+
+def rir_bank(n: int, seed: int = 0, max_s: float = 0.8) -> np.ndarray:
+    """(n, samples) impulse responses of ``n`` random rooms, each starting at its direct path and cut at
+    ``max_s`` seconds (by then the longest reverberation, RT60 0.9 s, has decayed by 53 dB): the bank that
+    the GPU trainer convolves batches with."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, int(max_s * SAMPLE_RATE)), np.float32)
+    for i in range(n):
+        h = random_rir(rng)
+        h = h[np.argmax(np.abs(h)):][: out.shape[1]]
+        out[i, : len(h)] = h / np.max(np.abs(h))
+    return out
+
+
+def room(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``y`` as heard in a random shoebox room (image-source method)."""
+    from scipy.signal import fftconvolve
+
+    rir = random_rir(rng)
     out = fftconvolve(y, rir)[np.argmax(np.abs(rir)):][: len(y)]
     return _match_peak(out, y)
 

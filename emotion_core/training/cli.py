@@ -26,10 +26,12 @@ from . import (
     train_probe,
     train_voice,
     voice_corpora,
+    voice_finetune,
 )
 
 TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.main, "voice-probe": train_probe.main, "voice-corpora": voice_corpora.main,
+    "voice-finetune": voice_finetune.main,
     "face": train_face.main, "face-data": face_data.main,
     "face-wild": face_wild.main}
 EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -37,7 +39,8 @@ EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
     "adapt-curve": adapt_curve.main, "lime-stability": lime_stability.main,
     "face-wild": face_wild.evaluate}
 
-TAKES_SET = (("train", "voice"), ("train", "face"), ("train", "face-wild"), ("evaluate", "face-wild"))
+TAKES_SET = (("train", "voice"), ("train", "voice-finetune"), ("train", "face"), ("train", "face-wild"),
+             ("evaluate", "face-wild"))
 """The commands whose settings ``--set KEY=VALUE`` changes."""
 
 
@@ -83,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--ablation-only", action="store_true", help="run only the ablation baselines")
         t.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a training or model setting (voice and face trainers; unknown keys are refused)")
+        t.add_argument("--runs", default="all",
+                       help="voice-finetune: comma list of runs (urdu-out, turev-out, ravdess-out, fold0-fold4, final; "
+                            "NAME:clean without the domain augmentation), 'all' or 'none'")
+        t.add_argument("--finetuned", default=None,
+                       help="voice-corpora: folder of voice-finetune's runs, to score and (if the rule says so) ship")
+        t.add_argument("--pack", default=None,
+                       help="voice-finetune: only write a compact Opus copy of the corpora under --data to this folder")
         t.add_argument("--resume", action="store_true", help="face: continue from --out/face_train_state.pt")
         t.add_argument("--tag", default=None, help="face-wild: the run's name in reports/face_wild.json")
         t.add_argument("--predictions", action="store_true",

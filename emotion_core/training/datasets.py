@@ -18,7 +18,7 @@ ACTOR_FOLDS: tuple[tuple[int, ...], ...] = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 
 """Speaker-independent 5-fold protocol over actors 01-20 (whole actors held out)."""
 
 _RAVDESS = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
-AUDIO_SUFFIXES = (".wav", ".flac")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 @dataclass(frozen=True)

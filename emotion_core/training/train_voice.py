@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,25 +64,37 @@ class VoiceTrainConfig:
 
 
 # --- data ------------------------------------------------------------------------------------
-def make_batch(waves: list[list[np.ndarray]], idx: np.ndarray, cfg: VoiceTrainConfig, rng: np.random.Generator,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented log-mels (batch, n_mels, frames) and valid frame counts for items ``idx``."""
+def crop_batch(waves: list[list[np.ndarray]], idx: np.ndarray, cfg: VoiceTrainConfig, rng: np.random.Generator,
+               pad_to_longest: bool = False) -> tuple[np.ndarray, list[int]]:
+    """Random ``crop_s`` crops of items ``idx`` (a random speed each), with additive noise; zero-padded
+    to ``crop_s`` or, with ``pad_to_longest``, to the longest crop (short clips cost less)."""
     crop = int(cfg.crop_s * SAMPLE_RATE)
-    xs, lengths = np.zeros((len(idx), crop), np.float32), []
+    width = crop
+    if pad_to_longest:
+        width = min(crop, max(len(w) for i in idx for w in waves[i]))
+    xs, lengths = np.zeros((len(idx), width), np.float32), []
     for row, i in enumerate(idx):
         y = waves[i][rng.integers(len(waves[i]))]
-        if len(y) > crop:
-            s = rng.integers(len(y) - crop + 1)
-            y = y[s: s + crop]
+        if len(y) > width:
+            s = rng.integers(len(y) - width + 1)
+            y = y[s: s + width]
         xs[row, : len(y)] = y
         lengths.append(len(y))
         if rng.random() < cfg.noise_prob:
             rms = np.sqrt(np.mean(y**2) + 1e-12)
             snr = rng.uniform(*cfg.snr_db)
             xs[row, : len(y)] += rng.standard_normal(len(y)).astype(np.float32) * rms / 10 ** (snr / 20)
-    mel = log_mel_torch(torch.from_numpy(xs).to(device))
-    n = torch.tensor([min(mel.shape[-1], ln // HOP_LENGTH) for ln in lengths], device=device)
-    for row in range(len(idx)):  # SpecAugment
+    return xs, lengths
+
+
+def mel_batch_augmented(audio: torch.Tensor, lengths: list[int], cfg: VoiceTrainConfig,
+                        rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-mels of a (batch, samples) tensor with SpecAugment, and their valid frame counts."""
+    mel = log_mel_torch(audio)
+    device = mel.device
+    frames = [min(mel.shape[-1], ln // HOP_LENGTH) for ln in lengths]
+    n = torch.tensor(frames, device=device)
+    for row in range(len(lengths)):  # SpecAugment (frame counts from the host list: no device sync per row)
         floor = mel[row].min()
         for _ in range(cfg.freq_masks):
             w = int(rng.integers(0, cfg.freq_mask_width + 1))
@@ -89,9 +102,16 @@ def make_batch(waves: list[list[np.ndarray]], idx: np.ndarray, cfg: VoiceTrainCo
             mel[row, f0: f0 + w, :] = floor
         for _ in range(cfg.time_masks):
             w = int(rng.integers(0, cfg.time_mask_width + 1))
-            t0 = int(rng.integers(0, max(1, int(n[row]) - w + 1)))
+            t0 = int(rng.integers(0, max(1, frames[row] - w + 1)))
             mel[row, :, t0: t0 + w] = floor
     return mel, n
+
+
+def make_batch(waves: list[list[np.ndarray]], idx: np.ndarray, cfg: VoiceTrainConfig, rng: np.random.Generator,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmented log-mels (batch, n_mels, frames) and valid frame counts for items ``idx``."""
+    xs, lengths = crop_batch(waves, idx, cfg, rng)
+    return mel_batch_augmented(torch.from_numpy(xs).to(device), lengths, cfg, rng)
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -125,7 +145,17 @@ class MelCNN(nn.Module):
 
 
 def train_net(net: nn.Module, waves: list[list[np.ndarray]], labels: np.ndarray, train_idx: np.ndarray,
-              cfg: VoiceTrainConfig, device: torch.device, tag: str) -> nn.Module:
+              cfg: VoiceTrainConfig, device: torch.device, tag: str, *,
+              make: Callable[..., tuple[torch.Tensor, torch.Tensor]] = make_batch,
+              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+              draw: Callable[[np.random.Generator], np.ndarray] | None = None,
+              state_path: Path | None = None) -> nn.Module:
+    """Fine-tune ``net`` on items ``train_idx``: AdamW, warm-up + cosine, ``cfg.epochs`` fixed.
+
+    ``make`` builds a batch, ``loss_fn(logits, idx)`` scores it (default: cross-entropy with label
+    smoothing), ``draw(rng)`` gives an epoch's items in order (default: a permutation of
+    ``train_idx``). With ``state_path`` the run saves itself after every epoch and resumes from there.
+    """
     net.to(device).train()
     enc_params = [p for n, p in net.named_parameters() if n.startswith("encoder.")]
     other = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
@@ -133,27 +163,37 @@ def train_net(net: nn.Module, waves: list[list[np.ndarray]], labels: np.ndarray,
     if enc_params:
         groups.append({"params": enc_params, "lr": cfg.lr_encoder})
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_idx) / cfg.batch_size)
+    draw = draw or (lambda r: r.permutation(train_idx))
+    rng = np.random.default_rng(cfg.seed)
+    steps_per_epoch = math.ceil(len(draw(np.random.default_rng(cfg.seed))) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warm = max(1, int(cfg.warmup_frac * total))
     base = [g["lr"] for g in opt.param_groups]
-    rng = np.random.default_rng(cfg.seed)
     y_all = torch.from_numpy(labels).to(device)
-    step = 0
+    if loss_fn is None:
+        def loss_fn(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(logits, y_all[idx], label_smoothing=cfg.label_smoothing)
+    step, first = 0, 0
+    if state_path is not None and state_path.exists():
+        st = torch.load(state_path, map_location=device, weights_only=False)
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["opt"])
+        rng.bit_generator.state = st["rng"]
+        step, first = st["step"], st["epoch"]
+        log.info("[%s] resumed after epoch %d", tag, first)
     t0 = time.time()
-    for epoch in range(cfg.epochs):
-        order = rng.permutation(train_idx)
+    for epoch in range(first, cfg.epochs):
+        order = draw(rng)
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size: (b + 1) * cfg.batch_size]
-            mel, n = make_batch(waves, idx, cfg, rng, device)
+            mel, n = make(waves, idx, cfg, rng, device)
             scale = step / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
             for g, lr in zip(opt.param_groups, base, strict=True):
                 g["lr"] = lr * scale
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = net(mel, n)
-            loss = F.cross_entropy(logits.float(), y_all[torch.from_numpy(idx).to(device)],
-                                   label_smoothing=cfg.label_smoothing)
+            loss = loss_fn(logits.float(), torch.from_numpy(np.asarray(idx)).to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -162,6 +202,9 @@ def train_net(net: nn.Module, waves: list[list[np.ndarray]], labels: np.ndarray,
             step += 1
         if epoch == cfg.epochs - 1 or epoch % 5 == 0:
             log.info("[%s] epoch %d/%d loss %.3f (%.0fs)", tag, epoch + 1, cfg.epochs, np.mean(losses), time.time() - t0)
+        if state_path is not None:
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                        "step": step, "epoch": epoch + 1}, state_path)
     return net.eval()
 
 

@@ -43,6 +43,7 @@ from .augment import FAMILIES, augment
 from .corpora import CORPUS_CLASSES, Clip, find_corpora
 from .datasets import ACTOR_FOLDS, fold_of, load_waveforms
 from .train_probe import ABSENT_CLASS_LOGIT, BASELINE_EMOTIONS, PROBE_C, build_probe, geometric, power
+from .voice_finetune import clip_key
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,91 @@ class Table:
         return fit_masked_head(StandardisedLinear(2 * n_features, len(EMOTIONS)), x, y, c, 1 / len(variants))
 
 
+# --- the fine-tuned member trained across corpora (voice_finetune.py, run on a GPU) ---------------
+def finetuned_tables(table: Table, runs: Path, suffix: str = "") -> dict[str, np.ndarray]:
+    """The new member 1's probabilities for every clip: ``corpus_out`` (each corpus's rows from the run that
+    held it out) and ``ravdess_5fold`` (RAVDESS rows from the fold runs); NaN where a run is missing."""
+    import pandas as pd
+
+    keys = {(c, clip_key(f)): i for i, (c, f) in enumerate(zip(table.corpora, table.files, strict=True))}
+    out = {k: np.full((len(table.labels), len(EMOTIONS)), np.nan) for k in ("corpus_out", "ravdess_5fold")}
+    names = [("corpus_out", f"{c}-out") for c in CORPUS_CLASSES] + \
+            [("ravdess_5fold", f"fold{f}") for f in range(len(ACTOR_FOLDS))]
+    for protocol, name in names:
+        path = runs / f"{name}{suffix}.csv"
+        if not path.exists():
+            continue
+        df = pd.read_csv(path)
+        rows = [keys[(c, str(f))] for c, f in zip(df.corpus, df.file, strict=True)]
+        if [EMOTIONS[k] for k in table.labels[rows]] != df.true.tolist():
+            raise ValueError(f"{path}: labels differ from the corpora's")
+        out[protocol][rows] = df[list(EMOTIONS)].to_numpy()
+    return out
+
+
+def finetuned_stage(table: Table, new: dict[str, np.ndarray], clean: dict[str, np.ndarray],
+                    probe_out: np.ndarray, probe_five: np.ndarray, today: dict) -> dict:
+    """One corpus out and RAVDESS 5-fold for the new member alone, without the domain families, and with
+    the multi-corpus probe. The reported ensemble of each held-out corpus takes the weight best on the *other*
+    two corpora (mean UAR one corpus out, among the weights that keep RAVDESS 5-fold at or above
+    ``MIN_RAVDESS_5FOLD``); the shipped weight is the best on all three."""
+    rav = table.corpora == "ravdess"
+    folds = np.array([fold_of(int(s.split(":")[1])) if c == "ravdess" else -1
+                      for s, c in zip(table.speakers, table.corpora, strict=True)])
+    res: dict = {"corpus_out": {}, "ravdess_5fold": {}}
+    y = table.labels[rav]
+
+    def fold_scores(p: np.ndarray) -> dict:
+        acc = [float((p[folds[rav] == f].argmax(1) == y[folds[rav] == f]).mean()) for f in range(len(ACTOR_FOLDS))]
+        return {"fold_accuracy": acc, "mean_accuracy": float(np.mean(acc)), **corpus_scores(y, p, "ravdess")}
+
+    for corpus in CORPUS_CLASSES:
+        m = table.corpora == corpus
+        if np.isnan(new["corpus_out"][m]).any():
+            continue
+        yc = table.labels[m]
+        r = {"member": corpus_scores(yc, new["corpus_out"][m], corpus),
+             "ensemble_by_weight": {str(w): corpus_scores(yc, geometric(new["corpus_out"][m], probe_out[m], w), corpus)
+                                    for w in PROBE_WEIGHTS}}
+        if not np.isnan(clean["corpus_out"][m]).any():
+            r["member_clean"] = corpus_scores(yc, clean["corpus_out"][m], corpus)
+        res["corpus_out"][corpus] = r
+    complete = not np.isnan(new["ravdess_5fold"][rav]).any()
+    if complete:
+        res["ravdess_5fold"] = {
+            "member": fold_scores(new["ravdess_5fold"][rav]),
+            "ensemble": {str(w): fold_scores(geometric(new["ravdess_5fold"][rav], probe_five[rav], w)) for w in PROBE_WEIGHTS}}
+    if not complete or set(res["corpus_out"]) != set(CORPUS_CLASSES):
+        res["incomplete"] = True
+        return res
+    ok = [w for w in PROBE_WEIGHTS if res["ravdess_5fold"]["ensemble"][str(w)]["mean_accuracy"] >= MIN_RAVDESS_5FOLD]
+
+    def best(on: tuple[str, ...]) -> float | None:
+        return max(ok, key=lambda w: np.mean([res["corpus_out"][c]["ensemble_by_weight"][str(w)]["uar"] for c in on]),
+                   default=None)
+
+    for c in CORPUS_CLASSES:
+        w = best(tuple(o for o in CORPUS_CLASSES if o != c))
+        res["corpus_out"][c]["ensemble"] = None if w is None else {
+            "weight": w, **res["corpus_out"][c]["ensemble_by_weight"][str(w)]}
+    weight = best(tuple(CORPUS_CLASSES))
+    others = ("urdu", "turev")
+    gain = (None if weight is None else float(np.mean([res["corpus_out"][c]["ensemble"]["uar"] for c in others])
+                                              - np.mean([today[c]["uar"] for c in others])))
+    res["decision"] = {
+        "probe_weight": weight, "eligible_weights": ok,
+        "ravdess_5fold": None if weight is None else res["ravdess_5fold"]["ensemble"][str(weight)]["mean_accuracy"],
+        "uar_gain_urdu_turev": gain, "ship": bool(gain is not None and gain > 0),
+        "rule": "ship the new member with the multi-corpus probe at the weight best on all three corpora one corpus out "
+                "if, with each corpus's weight chosen on the other two, its mean UAR on URDU and TurEV-DB beats today's "
+                "model and its RAVDESS 5-fold accuracy stays at or above 78 %"}
+    if weight is not None:
+        ens = geometric(new["ravdess_5fold"][rav], probe_five[rav], weight)
+        res["decision"]["member_temperature"] = fit_temperature(lambda t: nll(y, power(new["ravdess_5fold"][rav], t)))
+        res["decision"]["temperature"] = fit_temperature(lambda t: nll(y, power(ens, t)))
+    return res
+
+
 # --- measuring ---------------------------------------------------------------------------------
 def corpus_scores(labels: np.ndarray, probs: np.ndarray, corpus: str) -> dict:
     """Accuracy over all eight classes and, predictions taken among the corpus's classes, accuracy,
@@ -306,20 +392,28 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR) -
     five_ens = np.full_like(p_today, np.nan)
     five_ens[rav] = ens_rav
     tables = {"corpus_out_probe": oof[RECIPE], "corpus_out_ensemble": corpus_out_ens,
-              "ravdess_5fold_ensemble": five_ens, "today": p_today}
+              "ravdess_5fold_ensemble": five_ens, "today": p_today, "ravdess_5fold_probe": five[RECIPE]}
     return {"results": res, "oof": tables}
+
+
+OOF_PROTOCOLS = ("corpus_out_probe", "corpus_out_ensemble", "ravdess_5fold_ensemble", "today",
+                 "finetuned_corpus_out", "finetuned_corpus_out_clean", "finetuned_corpus_out_ensemble",
+                 "finetuned_ravdess_5fold", "finetuned_ravdess_5fold_ensemble")
+"""The tables written to the out-of-fold file, in order (rows without a prediction are left out)."""
 
 
 def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
     """Out-of-fold predictions, one row per clip and protocol (probabilities to 6 significant digits)."""
     import pandas as pd
 
-    protocols = {"corpus_out_probe": np.ones(len(table.labels), bool),
-                 "corpus_out_ensemble": table.corpora != "ravdess",
-                 "ravdess_5fold_ensemble": table.corpora == "ravdess",
-                 "today": np.ones(len(table.labels), bool)}
+    restrict = {"corpus_out_ensemble": table.corpora != "ravdess", "ravdess_5fold_ensemble": table.corpora == "ravdess"}
     frames = []
-    for name, rows in protocols.items():
+    known = [k for k in tables if k.split(":")[-1] in OOF_PROTOCOLS]  # today's protocols, then each variant's
+    for name in sorted(known, key=lambda k: (":" in k, k.split(":")[0] if ":" in k else "",
+                                             OOF_PROTOCOLS.index(k.split(":")[-1]))):
+        rows = ~np.isnan(tables[name]).any(1) & restrict.get(name, True)
+        if not rows.any():
+            continue
         p = tables[name][rows]
         df = pd.DataFrame({"protocol": name, "file": table.files[rows], "corpus": table.corpora[rows],
                            "speaker": table.speakers[rows], "true": [EMOTIONS[k] for k in table.labels[rows]],
@@ -327,6 +421,26 @@ def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
         df[list(EMOTIONS)] = p
         frames.append(df)
     pd.concat(frames).to_csv(path, index=False, float_format="%.6g")  # 6 significant digits: small ones too
+
+
+def finetuned_oof(table: Table, new: dict[str, np.ndarray], clean: dict[str, np.ndarray], probe_five: np.ndarray,
+                  probe_out: np.ndarray, ft: dict) -> dict[str, np.ndarray]:
+    """The new member's out-of-fold tables, and its reported ensembles (each corpus at its own nested weight)."""
+    out = {"finetuned_corpus_out": new["corpus_out"], "finetuned_corpus_out_clean": clean["corpus_out"],
+           "finetuned_ravdess_5fold": new["ravdess_5fold"]}
+    ens = np.full_like(new["corpus_out"], np.nan)
+    for c, r in ft["corpus_out"].items():
+        if r.get("ensemble"):
+            m = table.corpora == c
+            ens[m] = geometric(new["corpus_out"][m], probe_out[m], r["ensemble"]["weight"])
+    out["finetuned_corpus_out_ensemble"] = ens
+    w = ft.get("decision", {}).get("probe_weight")
+    five = np.full_like(ens, np.nan)
+    if w is not None:
+        rav = table.corpora == "ravdess"
+        five[rav] = geometric(new["ravdess_5fold"][rav], probe_five[rav], w)
+    out["finetuned_ravdess_5fold_ensemble"] = five
+    return out
 
 
 def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
@@ -350,6 +464,10 @@ def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
 
 
 COMMAND = "python -m emotion_core train voice-corpora --data ../shared/data --out runs/corpora"
+FT_COMMAND = ("python -m emotion_core train voice-finetune --data ../shared/data --out runs/finetune --device cuda "
+              "(runs urdu-out, turev-out, ravdess-out, fold0-fold4, final and the three NAME:clean), then "
+              "python -m emotion_core train voice-corpora --data ../shared/data --out runs/corpora "
+              "--finetuned runs/finetune")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -366,9 +484,20 @@ def main(args: argparse.Namespace) -> int:
                                         "13-16, 17-20 held out in turn, URDU and TurEV-DB always in training. Accuracy "
                                         "and UAR take predictions among the test corpus's classes; accuracy_8way "
                                         "among all eight")}
+    tables = ev["oof"]
+    for runs in [Path(d) for d in (getattr(args, "finetuned", None) or "").split(",") if d]:
+        variant = runs.name  # one recipe's runs per folder, named by it
+        new, clean = finetuned_tables(table, runs), finetuned_tables(table, runs, "_clean")
+        today = {c: res["corpus_out"][c]["today"] for c in ("urdu", "turev")}
+        ft = finetuned_stage(table, new, clean, tables["corpus_out_probe"], tables["ravdess_5fold_probe"], today)
+        ft["runs"] = {p.stem: json.loads(p.read_text()) for p in sorted(runs.glob("*.json"))}
+        ft["command"] = FT_COMMAND
+        res.setdefault("finetuned", {})[variant] = ft
+        tables |= {f"{variant}:{k}": v for k, v in finetuned_oof(table, new, clean, tables["ravdess_5fold_probe"],
+                                                                   tables["corpus_out_probe"], ft).items()}
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "voice_corpora.json").write_text(json.dumps(res, indent=2) + "\n")
-    write_oof(table, ev["oof"], reports / "voice_corpora_oof.csv")
+    write_oof(table, tables, reports / "voice_corpora_oof.csv")
     print(json.dumps(summary(res), indent=2))
     better = shipping_gain(res)
     if args.final and better > 0:
