@@ -57,6 +57,7 @@ st.caption("Deletion: the explained emotion's probability as the most important 
            "it fall faster than a random order does (smaller area). Insertion: starting from the blurred face or "
            "silence, the important parts are put back first; faithful means it rises faster (larger area).")
 path = REPORTS_DIR / "faithfulness.json"
+DATA_OF = {"face": "FER2013 PrivateTest (held out)", "voice": "RAVDESS actors 01-20 (heard in training)"}
 if not path.exists():
     st.info("Not computed yet (reports/faithfulness.json); `python -m emotion_core tables --data DIR` computes it.")
 else:
@@ -64,7 +65,7 @@ else:
     rows = []
     for modality, f in faith.items():
         c = f.get("curves")
-        rows.append({"modality": modality, "inputs": f["n"],
+        rows.append({"modality": modality, "inputs": f["n"], "data": f.get("clips", DATA_OF.get(modality, "")),
                      "drop, important 20 %" if modality == "face" else "drop, top 5 cells": f["drop_important_mean"],
                      "drop, random": f["drop_random_mean"], "important beats random": f["important_beats_random"],
                      "deletion AUC important / random": None if c is None else

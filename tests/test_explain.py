@@ -247,3 +247,30 @@ def test_deletion_and_insertion_curves(faces: np.ndarray, voice_ex) -> None:
     vlm, _, ex = voice_ex
     v = voice_curves(vlm, ex, "angry")
     assert set(v) == set(c) and v["deletion_important"].shape == (1, len(CURVE_STEPS))
+
+
+def test_occlusion_maps_follow_what_the_model_reads() -> None:
+    """A model that reads only the mouth corner (its class 'happy' = the mean brightness of rows 34-41, columns
+    16-31) gets its occlusion map there, at the 4-pixel steps of the method; the app's method list offers it."""
+    from torch import nn
+
+    from emotion_core.explain import CAM_METHODS, face_occlusion, map_grid
+
+    class Mouth(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.unused = nn.Parameter(torch.zeros(1))  # a device to read, like any model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            logits = torch.zeros(len(x), 7)
+            logits[:, 1] = 4 * x[:, 0, 34:42, 16:32].mean((1, 2))
+            return logits
+
+    lm = LoadedModel("face", Mouth())
+    face = np.zeros((1, 48, 48), np.float32)
+    face[0, 34:42, 16:32] = 1.0  # bright where the model looks, so blurring it lowers 'happy'
+    m = face_occlusion(lm, face, ["happy"])
+    assert m.shape == (1, 48, 48) and m.min() >= 0 and m.max() == pytest.approx(1)
+    assert m[0, 34:42, 16:32].mean() > 5 * m[0, :24].mean()
+    assert np.array_equal(face_cams(lm, face, ["happy"], "occlusion"), m)
+    assert "occlusion" in CAM_METHODS and map_grid(lm, "occlusion") == 12

@@ -45,7 +45,7 @@ TAKES_SET = (("train", "voice"), ("train", "voice-finetune"), ("train", "face"),
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    res = tables.write_tables(args.data, args.reports or REPORTS_DIR, args.quick)
+    res = tables.write_tables(args.data, args.reports or REPORTS_DIR, args.quick, args.only)
     print(json.dumps(res["faithfulness"], indent=2))
     return 0
 
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--data", required=True, help="folder holding fer2013/ and ravdess-speech-16k/")
     tb.add_argument("--reports", default=None)
     tb.add_argument("--quick", action="store_true")
+    tb.add_argument("--only", choices=["voice-unseen", "face-occlusion"], default=None,
+                    help="one measurement, merged into reports/faithfulness.json: voice-unseen (voice faithfulness on "
+                         "URDU and TurEV-DB clips, never heard by the model) or face-occlusion (occlusion maps)")
     tb.set_defaults(func=cmd_tables)
 
     ravdess_av.add_parser(sub)

@@ -21,6 +21,8 @@ from ..constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
 from ..explain import (
     FACE_CAM_LAYER,
     FACE_CAM_METHOD,
+    OCCLUSION_PATCH,
+    OCCLUSION_STRIDE,
     cam_grid,
     curve_summary,
     difference_from_mean,
@@ -28,6 +30,8 @@ from ..explain import (
     face_cams,
     face_curves,
     face_deletion,
+    face_occlusion,
+    map_grid,
     region_shares,
     voice_curves,
     voice_deletion,
@@ -36,6 +40,7 @@ from ..faces import crop_settings
 from ..features import voice_windows
 from ..models import FaceConfig, FaceNet
 from ..registry import LoadedModel, load_model, randomised
+from .corpora import CORPUS_CLASSES, find_corpora
 from .datasets import find_ravdess, load_fer
 from .face_data import FRAMING, FaceSet, detect, model_inputs
 
@@ -133,6 +138,37 @@ def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, metho
     return table, faith
 
 
+def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int = 0) -> dict:
+    """The face deletion test, curves and randomisation check for occlusion maps (``explain.face_occlusion``) on
+    the same PrivateTest faces as the CAM's (``face_tables``); occlusion was compared on PublicTest first."""
+    lm = load_model("face")
+    grid = map_grid(lm, "occlusion")
+    study_faces, _, study_targets = face_inputs(fer_root, "public", lm, max(1, per_class // 5), seed)
+    si, sr = face_deletion(lm, study_faces, face_occlusion(lm, study_faces, study_targets), study_targets, grid=grid)
+    study = {"split": "FER2013 PublicTest (the CAM study's faces)", "n": len(study_faces),
+             "drop_important": float(si.mean()), "drop_random": float(sr.mean()),
+             "important_beats_random": float((si > sr).mean())}
+    log.info("occlusion on PublicTest: %s", study)
+    faces, _, targets = face_inputs(fer_root, "private", lm, per_class, seed)
+    maps = face_occlusion(lm, faces, targets)
+    drop_imp, drop_rand = face_deletion(lm, faces, maps, targets, grid=grid)
+    curves = curve_summary(face_curves(lm, faces, maps, targets, grid=grid))
+    torch.manual_seed(seed)
+    rand = LoadedModel("face", FaceNet(FaceConfig()).eval())
+    sub = slice(0, min(100, len(faces)))
+    corr = [_spearman(a.ravel(), b.ravel())
+            for a, b in zip(maps[sub], face_occlusion(rand, faces[sub], targets[sub]), strict=True)]
+    return {"n": len(faces), "deletion_fraction": 0.2, "method": "occlusion", "grid": grid,
+            "patch": OCCLUSION_PATCH, "stride": OCCLUSION_STRIDE, "split": "FER2013 PrivateTest",
+            "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
+            "important_beats_random": float((drop_imp > drop_rand).mean()),
+            "curves": curves | {"replacement": "the face blurred (Gaussian, sigma 3 px): the same replacement the "
+                                               "occlusion map is made with",
+                                "random": f"random maps of {grid}x{grid} cells"},
+            "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr),
+            "study": study, "command": "python -m emotion_core tables --data DATA_DIR --only face-occlusion"}
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     r = spearmanr(a, b).statistic
     return float(r) if np.isfinite(r) else 0.0
@@ -142,39 +178,58 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
                  ) -> tuple[dict, dict]:
     """Band and time shares of positive LIME weight per emotion (true class), deletion check and
     the model-randomisation check, on RAVDESS clips."""
-    lm = load_model("voice")
-    rand = randomised(lm, seed)  # both members of the ensemble re-initialised
     items = find_ravdess(ravdess_root)
     rng = np.random.default_rng(seed)
-    chosen = [it for c in range(len(EMOTIONS))
+    chosen = [(it.path, it.label) for c in range(len(EMOTIONS))
               for it in rng.permutation([i for i in items if i.emotion == c])[:per_class]]
+    table, faith = explain_clips(chosen, samples, seed)
+    table |= {"clips": "RAVDESS speech actors 01-20 (the shipped model was trained on them)",
+              "command": "python -m emotion_core tables --data DATA_DIR"}
+    return table, faith
+
+
+def unseen_voice_faithfulness(data_dir: str | Path, per_class: int = 8, samples: int = 200, seed: int = 0) -> dict:
+    """The voice faithfulness measurement on speech the shipped model never heard: URDU and TurEV-DB clips
+    (``per_class`` of each corpus's classes), explained for their true emotion."""
+    clips = find_corpora(data_dir, ("urdu", "turev"))
+    rng = np.random.default_rng(seed)
+    chosen = [(c.path, c.label) for corpus in ("urdu", "turev") for e in CORPUS_CLASSES[corpus]
+              for c in rng.permutation([c for c in clips if c.corpus == corpus and c.label == e])[:per_class]]
+    _, faith = explain_clips(chosen, samples, seed)
+    return faith | {"clips": f"URDU and TurEV-DB, {per_class} clips per class of each (never heard by the model)",
+                    "command": "python -m emotion_core tables --data DATA_DIR --only voice-unseen"}
+
+
+def explain_clips(chosen: list[tuple[Path, str]], samples: int, seed: int) -> tuple[dict, dict]:
+    """LIME on each clip's most voiced window for its true emotion: band/time shares per emotion, the deletion
+    check and curves, and the model-randomisation check (every fourth clip)."""
+    lm = load_model("voice")
+    rand = randomised(lm, seed)  # both members of the ensemble re-initialised
     bands, times, imp, ran, corr = {e: [] for e in EMOTIONS}, {e: [] for e in EMOTIONS}, [], [], []
     curves: dict[str, list[np.ndarray]] = {}
     t0 = time.time()
-    for n, it in enumerate(chosen):
-        y, _ = librosa.load(it.path, sr=SAMPLE_RATE)
+    for n, (path, label) in enumerate(chosen):
+        y, _ = librosa.load(path, sr=SAMPLE_RATE)
         s, e, _ = max(voice_windows(y) or [(0.0, len(y) / SAMPLE_RATE, 1.0)], key=lambda w: (w[1] - w[0]) * w[2])
-        ex = explain_voice(lm, y, s, e, [it.label], samples, seed)
-        bands[it.label].append(ex.band_shares(it.label))
-        times[it.label].append(ex.time_shares(it.label))
-        di, dr = voice_deletion(lm, ex, it.label)
+        ex = explain_voice(lm, y, s, e, [label], samples, seed)
+        bands[label].append(ex.band_shares(label))
+        times[label].append(ex.time_shares(label))
+        di, dr = voice_deletion(lm, ex, label)
         imp.append(di)
         ran.append(dr)
-        for k, v in voice_curves(lm, ex, it.label, seed).items():
+        for k, v in voice_curves(lm, ex, label, seed).items():
             curves.setdefault(k, []).append(v[0])
         if n % 4 == 0:
-            rex = explain_voice(rand, y, s, e, [it.label], samples, seed)
-            corr.append(_spearman(ex.weights[it.label], rex.weights[it.label]))
+            rex = explain_voice(rand, y, s, e, [label], samples, seed)
+            corr.append(_spearman(ex.weights[label], rex.weights[label]))
         if n % 20 == 0:
             log.info("voice tables: %d/%d clips (%.0fs)", n + 1, len(chosen), time.time() - t0)
     mean, std = {}, {}
-    for emo in EMOTIONS:
+    for emo in [e for e in EMOTIONS if bands[e]]:
         mean[emo], std[emo] = _spread(bands[emo])
     table = {"mean": mean, "std": std, "difference": difference_from_mean(mean),
-             "time_mean": {e: np.mean(times[e], 0).tolist() for e in EMOTIONS},
-             "n": len(chosen), "samples": samples, "target": "true class",
-             "clips": "RAVDESS speech actors 01-20 (the shipped model was trained on them)",
-             "command": "python -m emotion_core tables --data DATA_DIR"}
+             "time_mean": {e: np.mean(times[e], 0).tolist() if times[e] else None for e in EMOTIONS},
+             "n": len(chosen), "samples": samples, "target": "true class"}
     faith = {"n": len(chosen), "deleted_segments": 5, "drop_important_mean": float(np.mean(imp)),
              "drop_random_mean": float(np.mean(ran)), "important_beats_random": float(np.mean(np.array(imp) > np.array(ran))),
              "curves": curve_summary({k: np.stack(v) for k, v in curves.items()}) |
@@ -183,9 +238,19 @@ def voice_tables(ravdess_root: str | Path, per_class: int = 15, samples: int = 2
     return table, faith
 
 
-def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False) -> dict:
+def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False, only: str | None = None) -> dict:
     data_dir, reports = Path(data_dir), Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
+    if only:  # one measurement, merged into the committed faithfulness report
+        if only == "voice-unseen":
+            part = unseen_voice_faithfulness(data_dir, per_class=1 if quick else 8, samples=60 if quick else 200)
+        else:
+            part = occlusion_faithfulness(data_dir / "fer2013", per_class=2 if quick else 100)
+        path = reports / "faithfulness.json"
+        faith = {**(json.loads(path.read_text()) if path.exists() else {}), only.replace("-", "_"): part}
+        if not quick:
+            path.write_text(json.dumps(faith, indent=2))
+        return {"faithfulness": faith}
     ft, ff = face_tables(data_dir / "fer2013", per_class=5 if quick else 100, study_per_class=2 if quick else 20)
     vt, vf = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15, samples=60 if quick else 200)
     faith = {"face": ff, "voice": vf}
