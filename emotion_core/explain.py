@@ -97,10 +97,9 @@ def face_cams(model: LoadedModel, faces: np.ndarray, targets: list[str], method:
               layer: int = FACE_CAM_LAYER) -> np.ndarray:
     """(n, 48, 48) class-activation maps in [0, 1] for face inputs ``faces`` (n, 48, 48); with method
     "occlusion" the occlusion map instead (``layer`` unused)."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
     if method == "occlusion":
         return face_occlusion(model, faces, targets)
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     net = model.model
     x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32))[:, None].to(module_device(net))

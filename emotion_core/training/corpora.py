@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..constants import EMOTIONS
 from .datasets import AUDIO_SUFFIXES, find_ravdess, fold_of
 
@@ -67,3 +69,14 @@ def find_corpus(corpus: str, root: str | Path) -> list[Clip]:
 def find_corpora(data: str | Path, corpora: tuple[str, ...] = tuple(CORPUS_FOLDERS)) -> list[Clip]:
     """The clips of several corpora inside one data folder (``data/<CORPUS_FOLDERS[c]>``)."""
     return [c for name in corpora for c in find_corpus(name, Path(data) / CORPUS_FOLDERS[name])]
+
+
+def corpus_mask(corpora: np.ndarray) -> np.ndarray:
+    """(n, 8) True where a clip's corpus labels that emotion."""
+    return np.array([[e in CORPUS_CLASSES[c] for e in EMOTIONS] for c in corpora])
+
+
+def ravdess_folds(speakers: np.ndarray, corpora: np.ndarray) -> np.ndarray:
+    """Each clip's RAVDESS actor fold (``datasets.ACTOR_FOLDS``), -1 for the other corpora's clips."""
+    return np.array([fold_of(int(s.split(":")[1])) if c == "ravdess" else -1
+                     for s, c in zip(speakers, corpora, strict=True)])

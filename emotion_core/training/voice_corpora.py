@@ -40,8 +40,8 @@ from ..profile import balanced_weights, fit_softmax
 from ..registry import REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
 from ..voice_ensemble import StandardisedLinear, VoiceProbe
 from .augment import FAMILIES, augment
-from .corpora import CORPUS_CLASSES, Clip, find_corpora
-from .datasets import ACTOR_FOLDS, fold_of, load_waveforms
+from .corpora import CORPUS_CLASSES, Clip, corpus_mask, find_corpora, ravdess_folds
+from .datasets import ACTOR_FOLDS, load_waveforms
 from .train_probe import ABSENT_CLASS_LOGIT, BASELINE_EMOTIONS, PROBE_C, build_probe, geometric, power
 from .voice_finetune import clip_key
 
@@ -118,11 +118,6 @@ def features_stage(args: argparse.Namespace, out: Path, variants: tuple[str, ...
 
 
 # --- the recipe: a linear head with the loss over each corpus's classes ---------------------------
-def corpus_mask(corpora: np.ndarray) -> np.ndarray:
-    """(n, 8) True where a clip's corpus labels that emotion."""
-    return np.array([[e in CORPUS_CLASSES[c] for e in EMOTIONS] for c in corpora])
-
-
 def fit_masked_head(head: StandardisedLinear, x: np.ndarray, labels: np.ndarray, corpora: np.ndarray,
                     weight_rows: float = 1.0, c: float = PROBE_C) -> StandardisedLinear:
     """Fit ``head`` (standardisation + linear) by L2 logistic regression whose softmax, for each row,
@@ -228,14 +223,12 @@ def finetuned_stage(table: Table, new: dict[str, np.ndarray], clean: dict[str, n
     two corpora (mean UAR one corpus out, among the weights that keep RAVDESS 5-fold at or above
     ``MIN_RAVDESS_5FOLD``); the shipped weight is the best on all three."""
     rav = table.corpora == "ravdess"
-    folds = np.array([fold_of(int(s.split(":")[1])) if c == "ravdess" else -1
-                      for s, c in zip(table.speakers, table.corpora, strict=True)])
+    folds = ravdess_folds(table.speakers, table.corpora)[rav]
     res: dict = {"corpus_out": {}, "ravdess_5fold": {}}
     y = table.labels[rav]
 
     def fold_scores(p: np.ndarray) -> dict:
-        acc = [float((p[folds[rav] == f].argmax(1) == y[folds[rav] == f]).mean()) for f in range(len(ACTOR_FOLDS))]
-        return {"fold_accuracy": acc, "mean_accuracy": float(np.mean(acc)), **corpus_scores(y, p, "ravdess")}
+        return ravdess_fold_scores(y, folds, p)
 
     for corpus in CORPUS_CLASSES:
         m = table.corpora == corpus
@@ -296,6 +289,12 @@ def corpus_scores(labels: np.ndarray, probs: np.ndarray, corpus: str) -> dict:
             "accuracy_8way": float((pred8 == labels).mean()), "recall": recall,
             "neutral_recall": recall.get("neutral"),
             "predicted_8way": {e: float((pred8 == i).mean()) for i, e in enumerate(EMOTIONS)}}
+
+
+def ravdess_fold_scores(labels: np.ndarray, folds: np.ndarray, probs: np.ndarray) -> dict:
+    """RAVDESS 5-fold scores of out-of-fold ``probs``: accuracy per fold, their mean, and ``corpus_scores``."""
+    acc = [float((probs[folds == f].argmax(1) == labels[folds == f]).mean()) for f in range(len(ACTOR_FOLDS))]
+    return {"fold_accuracy": acc, "mean_accuracy": float(np.mean(acc)), **corpus_scores(labels, probs, "ravdess")}
 
 
 RECIPES: dict[str, tuple[str, ...]] = {
@@ -359,8 +358,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR) -
                                   "probe_with_baseline": corpus_scores(table.labels[m], p_base, corpus)}
         res["corpus_out"][corpus] = r
         log.info("%s out: probe %s UAR %.3f (%.0f s)", corpus, RECIPE, r["probe"][RECIPE]["uar"], time.time() - t0)
-    folds = np.array([fold_of(int(s.split(":")[1])) if c == "ravdess" else -1
-                      for s, c in zip(table.speakers, table.corpora, strict=True)])
+    folds = ravdess_folds(table.speakers, table.corpora)
     five = {name: np.zeros((len(table.labels), len(EMOTIONS))) for name in RECIPES}
     for f in range(len(ACTOR_FOLDS)):
         test = folds == f
@@ -369,8 +367,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR) -
     y = table.labels[rav]
 
     def fold_scores(p: np.ndarray) -> dict:
-        acc = [float((p[folds[rav] == f].argmax(1) == y[folds[rav] == f]).mean()) for f in range(len(ACTOR_FOLDS))]
-        return {"fold_accuracy": acc, "mean_accuracy": float(np.mean(acc)), **corpus_scores(y, p, "ravdess")}
+        return ravdess_fold_scores(y, folds[rav], p)
 
     res["ravdess_5fold"] = {"today": fold_scores(p_today[rav]), "finetuned": fold_scores(p_ft[rav]),
                             "probe": {name: fold_scores(five[name][rav]) for name in RECIPES},

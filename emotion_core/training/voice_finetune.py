@@ -43,8 +43,8 @@ from ..options import parse_overrides
 from ..registry import save_checkpoint
 from .augment import FAMILIES, ffmpeg_exe, rir_bank
 from .batch_augment import BatchAugmenter
-from .corpora import CORPUS_CLASSES, CORPUS_FOLDERS, Clip, find_corpora
-from .datasets import ACTOR_FOLDS, fold_of, load_waveforms
+from .corpora import CORPUS_CLASSES, CORPUS_FOLDERS, Clip, corpus_mask, find_corpora, ravdess_folds
+from .datasets import ACTOR_FOLDS, load_waveforms
 from .train_voice import (
     VoiceTrainConfig,
     crop_batch,
@@ -86,18 +86,12 @@ def run_split(name: str, clips: list[Clip]) -> tuple[np.ndarray, np.ndarray]:
     if base.endswith("-out") and base[:-4] in CORPUS_FOLDERS:
         test = corpus == base[:-4]
     elif base.startswith("fold") and base[4:].isdigit() and int(base[4:]) < len(ACTOR_FOLDS):
-        f = int(base[4:])
-        test = np.array([c.corpus == "ravdess" and fold_of(int(c.speaker.split(":")[1])) == f for c in clips])
+        test = ravdess_folds(np.array([c.speaker for c in clips]), corpus) == int(base[4:])
     elif base == "final":
         test = np.zeros(len(clips), bool)
     else:
         raise ValueError(f"unknown run '{name}' (known: {', '.join(RUNS)}, each optionally with ':clean')")
     return ~test, test
-
-
-def allowed_mask(clips: list[Clip]) -> np.ndarray:
-    """(n, 8) True where a clip's corpus labels that emotion."""
-    return np.array([[e in CORPUS_CLASSES[c.corpus] for e in EMOTIONS] for c in clips])
 
 
 def balanced_draw(clips: list[Clip], rows: np.ndarray, n: int, ravdess_share: float = 0.0):
@@ -159,7 +153,7 @@ def train_run(name: str, clips: list[Clip], waves: list[list[np.ndarray]], cfg: 
     train, test = run_split(name, clips)
     clean = name.endswith(":clean")
     labels = np.array([c.emotion for c in clips])
-    allowed = torch.from_numpy(allowed_mask(clips)).to(device)
+    allowed = torch.from_numpy(corpus_mask(np.array([c.corpus for c in clips]))).to(device)
     y = torch.from_numpy(labels).to(device)
     augmenter = BatchAugmenter(None if clean or rirs is None else torch.from_numpy(rirs.astype(np.float32)),
                                0.0 if clean else cfg.family_prob, () if clean else cfg.families, cfg.seed)
