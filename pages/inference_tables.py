@@ -15,12 +15,17 @@ st.title("Inference tables")
 st.caption("Data-driven versions of the hand-written tables of the original work: averaged explanations of "
            "the shipped models over held-out data, per emotion.")
 
+REGIONS = ("Each row sums to 100%. Regions come from each face's five MTCNN landmarks (eyes and brows, nose, mouth, "
+           "in units of the distance between the eyes), or a fixed template where MTCNN found no face; maps of the "
+           "true emotion on the app's aligned crops of held-out FER2013 PrivateTest faces.")
+
 for fname, title, reading in (
-    ("face_regions.json", "Face: share of class-activation attention per facial region",
-     "Each row sums to 100%. Regions come from each face's five MTCNN landmarks (eyes and brows, nose, mouth, in "
-     "units of the distance between the eyes), or a fixed template where MTCNN found no face; LayerCAM maps "
-     "on the app's aligned crops. Reading: happy puts the most weight on the mouth, angry and sad on eyes and "
-     "brows."),
+    ("face_regions_occlusion.json", "Face: share of the occlusion map per facial region (the app's default map)",
+     REGIONS + " Occlusion: how far the emotion's probability falls when each 8-pixel square of the face is "
+     "blurred."),
+    ("face_regions.json", "Face: share of LayerCAM attention per facial region",
+     REGIONS + " LayerCAM reads an inner layer of the network (8x8 cells); it passes the deletion test less often "
+     "than occlusion (below)."),
     ("voice_bands.json", "Voice: share of positive LIME weight per frequency band",
      "Each row sums to 100%. Bands group the 80 mel bins; low bands carry pitch, higher ones timbre and breath. "
      "Reading: fearful, angry and disgust lean on the highest band (breath, friction, tension), sad and surprised "
@@ -57,7 +62,8 @@ st.caption("Deletion: the explained emotion's probability as the most important 
            "it fall faster than a random order does (smaller area). Insertion: starting from the blurred face or "
            "silence, the important parts are put back first; faithful means it rises faster (larger area).")
 path = REPORTS_DIR / "faithfulness.json"
-DATA_OF = {"face": "FER2013 PrivateTest (held out)", "voice": "RAVDESS actors 01-20 (heard in training)"}
+DATA_OF = {"face": "FER2013 PrivateTest (held out), LayerCAM", "face_occlusion": "FER2013 PrivateTest (held out), "
+           "occlusion (the app's default)", "voice": "RAVDESS actors 01-20 (heard in training)"}
 if not path.exists():
     st.info("Not computed yet (reports/faithfulness.json); `python -m emotion_core tables --data DIR` computes it.")
 else:
@@ -66,7 +72,7 @@ else:
     for modality, f in faith.items():
         c = f.get("curves")
         rows.append({"modality": modality, "inputs": f["n"], "data": f.get("clips", DATA_OF.get(modality, "")),
-                     "drop, important 20 %" if modality == "face" else "drop, top 5 cells": f["drop_important_mean"],
+                     "drop, important 20 %" if modality.startswith("face") else "drop, top 5 cells": f["drop_important_mean"],
                      "drop, random": f["drop_random_mean"], "important beats random": f["important_beats_random"],
                      "deletion AUC important / random": None if c is None else
                      f"{c['auc']['deletion_important']:.3f} / {c['auc']['deletion_random']:.3f}",

@@ -10,7 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from emotion_core.constants import EMOTIONS, FACE_DISPLAY_SIZE, FER_TO_EMOTION, SAMPLE_RATE, STILL_FRAMING
-from emotion_core.explain import FACE_CAM_METHOD, LIME_SAMPLES, explain_voice, face_cams, overlay
+from emotion_core.explain import FACE_MAP_METHOD, LIME_SAMPLES, explain_voice, face_cams, overlay
 from emotion_core.faces import face_input_from_crop
 from emotion_core.metrics import summarize
 from emotion_core.registry import REPORTS_DIR
@@ -37,7 +37,7 @@ def face_error_cam(path: str, source: str, target: str) -> np.ndarray:
     else:
         crop = np.asarray(Image.fromarray(rgb).resize((FACE_DISPLAY_SIZE, FACE_DISPLAY_SIZE)))
         x = face_input_from_crop(rgb)
-    cam = face_cams(analyzer.models.face, x[None], [target])[0]
+    cam = face_cams(analyzer.models.face, x[None], [target], FACE_MAP_METHOD)[0]
     return overlay(crop, cam)
 
 
@@ -124,7 +124,7 @@ if rows:
         c1.image(str(path), width=192, caption="the face as published, enlarged")
         target = c2.selectbox("Class-activation map for", [row["pred"], row["true"]], format_func=lambda e: f"{e}")
         c2.image(face_error_cam(str(path), "fer" if data_sub == "fer2013" else "sfew", target), width=192,
-                 caption=f"{FACE_CAM_METHOD} for '{target}' on the crop the model read")
+                 caption=f"{FACE_MAP_METHOD} for '{target}' on the crop the model read")
     else:
         st.audio(str(path))
         target = st.selectbox("LIME for", [row["pred"], row["true"]])

@@ -79,7 +79,7 @@ def timeline_section(res: AnalysisResult) -> None:
 
 def face_panel(res: AnalysisResult) -> tuple[np.ndarray | None, str]:
     """A class-activation map on a chosen face frame; returns the overlay shown and its caption (for the report)."""
-    st.markdown("**Face — class-activation map (LayerCAM by default)**")
+    st.markdown("**Face — what the face model reacts to (occlusion map by default)**")
     kept = res.kept_frames
     if not kept:
         st.caption("No face to explain.")
@@ -90,10 +90,13 @@ def face_panel(res: AnalysisResult) -> tuple[np.ndarray | None, str]:
     fr = kept[i]
     target = st.selectbox("Explain the emotion", FACE_EMOTIONS, index=FACE_EMOTIONS.index(fr.face_label), key="cam_t")
     method = st.selectbox("Method", CAM_METHODS, key="cam_m",
-                          help="The CAMs read the network's inner layer (8x8 cells). 'occlusion' blurs each 8-pixel "
-                               "square of the face in turn and shows how far the emotion's probability falls: slower "
-                               "(121 model calls) but it passed the deletion test far more often (model card).")
-    img, cam = face_overlay(fr.crop_rgb, fr.face_input, target, method)
+                          help="'occlusion' blurs each 8-pixel square of the face in turn and shows how far the "
+                               "emotion's probability falls (121 model calls, about a second). The others are "
+                               "class-activation maps of the Grad-CAM family: instant, but they read the network's "
+                               "inner layer (8x8 cells) and passed the deletion test on 71 % of held-out faces "
+                               "against 94 % for occlusion (model card).")
+    with st.spinner("Blurring each part of the face in turn…" if method == "occlusion" else "Reading the network…"):
+        img, cam = face_overlay(fr.crop_rgb, fr.face_input, target, method)
     caption = f"{method} for '{target}' at {fr.t:.1f} s (face says {fr.face_label})"
     st.image(img, caption=caption, width=320)
     shares = region_shares(cam, fr.landmarks_at(cam.shape[0]))

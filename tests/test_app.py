@@ -46,7 +46,10 @@ def test_upload_gives_result_tables_and_explanations(analysed: AppTest) -> None:
     table = at.dataframe[0].value
     assert list(table.columns) == ["Emotion", "Face", "Voice", "Fusion"] and len(table) == 8
     assert abs(table["Fusion"].sum() - 1) < 1e-6
-    assert at.get("image"), "the Grad-CAM overlay is shown"
+    assert at.get("image"), "the face map is shown"
+    assert at.selectbox(key="cam_m").value == "occlusion", "the default face map is the one that passes deletion"
+    captions = [img.caption for i in at.get("image") for img in i.proto.imgs]
+    assert any(c.startswith("occlusion for") for c in captions), captions
     assert any("Red cells" in c.value for c in at.caption), "the LIME panel is shown"
     assert len(at.get("download_button")) == 3
 
@@ -98,6 +101,10 @@ def test_inference_tables_page() -> None:
     at = page("inference_tables").run()
     no_exceptions(at)
     assert at.title[0].value == "Inference tables"
+    subheaders = [h.value for h in at.subheader]
+    assert subheaders[0].startswith("Face: share of the occlusion map"), subheaders
+    faith = at.dataframe[-1].value
+    assert {"face", "face_occlusion", "voice", "voice_unseen"} <= set(faith["modality"])
 
 
 def test_model_card_page() -> None:

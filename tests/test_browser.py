@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import MEDIA
 
-from emotion_core.explain import FACE_CAM_METHOD
+from emotion_core.explain import FACE_MAP_METHOD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +161,7 @@ def test_a_long_recording_as_a_session_in_chromium(server: str, session_video: P
         page.wait_for_timeout(3000)
         page.get_by_text("Red cells raise").wait_for(timeout=120_000)
         page.screenshot(path=str(ARTIFACTS / "browser_session.png"), full_page=True)
-        caption = page.get_by_text(f"{FACE_CAM_METHOD} for").first.inner_text()  # the face panel's caption
+        caption = page.get_by_text(f"{FACE_MAP_METHOD} for").first.inner_text()  # the face panel's caption
         assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, (label, caption)
         assert "Traceback" not in page.inner_text("body")
         browser.close()

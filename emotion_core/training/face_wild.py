@@ -54,7 +54,7 @@ REPORT = "face_wild.json"
 class WildTrainConfig(FaceTrainConfig):
     epochs: int = 2
     lr: float = 3e-4
-    warmup_epochs: int = 0
+    warmup_epochs: float = 0.0
     video_prob: float = 0.2
     align: bool = True
     """Crop every face by its landmarks (``FACE_TEMPLATE``); False: the bare MTCNN box, as before."""
@@ -225,8 +225,8 @@ def main(args: argparse.Namespace) -> int:
                                                                    if cfg.use_sfew else ""),
             "temperature": temperature, "crop": crop, "train_config": asdict(cfg),
             "private_accuracy": results["fer_private"]["accuracy"], "sfew_val_accuracy": results["sfew_val"]["accuracy"],
-            "licence": "FER2013 and SFEW: research, non-commercial use; backbone EfficientNet-Lite0 ImageNet "
-                       "(Apache-2.0)"}
+            "licence": "FER2013 and SFEW: research, non-commercial use; backbone EfficientNet-"
+                       f"{net.cfg.backbone.capitalize()} ImageNet (Apache-2.0)"}
     digest = save_checkpoint(run_dir / FILES["face"], "face", net, meta)
     entry = {"train_config": asdict(cfg), "history": history, "temperature": temperature, "crop": crop,
              "seconds": round(time.time() - t0, 1), "device": str(device), "checkpoint_sha256": digest, **results}

@@ -95,6 +95,19 @@ def cam_study(lm: LoadedModel, faces: np.ndarray, targets: list[str]) -> list[di
     return rows
 
 
+def region_table(maps: np.ndarray, pts: np.ndarray, targets: list[str]) -> dict:
+    """Mean and spread of each emotion's region shares (regions from each face's landmarks) and each
+    emotion's difference from the mean over emotions: the committed per-emotion face table."""
+    rows = [region_shares(m, p) for m, p in zip(maps, pts, strict=True)]
+    mean, std = {}, {}
+    for emo in FACE_EMOTIONS:
+        mean[emo], std[emo] = _spread([r for r, t in zip(rows, targets, strict=True) if t == emo])
+    landmarked = float(np.isfinite(pts[:, 0, 0]).mean())
+    return {"mean": mean, "std": std, "difference": difference_from_mean(mean), "n": len(maps),
+            "target": "true class", "split": "FER2013 PrivateTest",
+            "regions": f"from each face's MTCNN landmarks ({landmarked:.0%} of faces), else the fixed template"}
+
+
 def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, method: str = FACE_CAM_METHOD,
                 layer: int = FACE_CAM_LAYER, study_per_class: int = 20) -> tuple[dict, dict]:
     """Region shares per emotion (CAM for the true class on PrivateTest faces, regions from each face's
@@ -110,10 +123,6 @@ def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, metho
     faces, pts, targets = face_inputs(fer_root, "private", lm, per_class, seed)
     cams = np.concatenate([face_cams(lm, faces[i: i + 64], targets[i: i + 64], method, layer)
                            for i in range(0, len(faces), 64)])
-    rows = [region_shares(cam, p) for cam, p in zip(cams, pts, strict=True)]
-    mean, std = {}, {}
-    for emo in FACE_EMOTIONS:
-        mean[emo], std[emo] = _spread([r for r, t in zip(rows, targets, strict=True) if t == emo])
     grid = cam_grid(lm, layer)
     drop_imp, drop_rand = face_deletion(lm, faces, cams, targets, grid=grid)
     curves = curve_summary(face_curves(lm, faces, cams, targets, grid=grid))
@@ -122,11 +131,8 @@ def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, metho
     sub = slice(0, min(200, len(faces)))
     rcams = face_cams(rand, faces[sub], targets[sub], method, layer)
     corr = [_spearman(a.ravel(), b.ravel()) for a, b in zip(cams[sub], rcams, strict=True)]
-    landmarked = float(np.isfinite(pts[:, 0, 0]).mean())
-    table = {"mean": mean, "std": std, "difference": difference_from_mean(mean), "n": len(faces), "method": method,
-             "layer": layer, "grid": grid, "target": "true class", "split": "FER2013 PrivateTest",
-             "regions": f"from each face's MTCNN landmarks ({landmarked:.0%} of faces), else the fixed template",
-             "command": "python -m emotion_core tables --data DATA_DIR"}
+    table = region_table(cams, pts, targets) | {"method": method, "layer": layer, "grid": grid,
+                                                 "command": "python -m emotion_core tables --data DATA_DIR"}
     faith = {"n": len(faces), "deletion_fraction": 0.2, "method": method, "layer": layer, "grid": grid,
              "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
              "important_beats_random": float((drop_imp > drop_rand).mean()),
@@ -138,9 +144,10 @@ def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, metho
     return table, faith
 
 
-def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int = 0) -> dict:
+def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int = 0) -> tuple[dict, dict]:
     """The face deletion test, curves and randomisation check for occlusion maps (``explain.face_occlusion``) on
-    the same PrivateTest faces as the CAM's (``face_tables``); occlusion was compared on PublicTest first."""
+    the same PrivateTest faces as the CAM's (``face_tables``), and their region table; occlusion was compared on
+    PublicTest first."""
     lm = load_model("face")
     grid = map_grid(lm, "occlusion")
     study_faces, _, study_targets = face_inputs(fer_root, "public", lm, max(1, per_class // 5), seed)
@@ -149,7 +156,7 @@ def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int
              "drop_important": float(si.mean()), "drop_random": float(sr.mean()),
              "important_beats_random": float((si > sr).mean())}
     log.info("occlusion on PublicTest: %s", study)
-    faces, _, targets = face_inputs(fer_root, "private", lm, per_class, seed)
+    faces, pts, targets = face_inputs(fer_root, "private", lm, per_class, seed)
     maps = face_occlusion(lm, faces, targets)
     drop_imp, drop_rand = face_deletion(lm, faces, maps, targets, grid=grid)
     curves = curve_summary(face_curves(lm, faces, maps, targets, grid=grid))
@@ -158,7 +165,10 @@ def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int
     sub = slice(0, min(100, len(faces)))
     corr = [_spearman(a.ravel(), b.ravel())
             for a, b in zip(maps[sub], face_occlusion(rand, faces[sub], targets[sub]), strict=True)]
-    return {"n": len(faces), "deletion_fraction": 0.2, "method": "occlusion", "grid": grid,
+    command = "python -m emotion_core tables --data DATA_DIR --only face-occlusion"
+    table = region_table(maps, pts, targets) | {"method": "occlusion", "grid": grid, "patch": OCCLUSION_PATCH,
+                                                "stride": OCCLUSION_STRIDE, "command": command}
+    return table, {"n": len(faces), "deletion_fraction": 0.2, "method": "occlusion", "grid": grid,
             "patch": OCCLUSION_PATCH, "stride": OCCLUSION_STRIDE, "split": "FER2013 PrivateTest",
             "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
             "important_beats_random": float((drop_imp > drop_rand).mean()),
@@ -166,7 +176,7 @@ def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int
                                                "occlusion map is made with",
                                 "random": f"random maps of {grid}x{grid} cells"},
             "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr),
-            "study": study, "command": "python -m emotion_core tables --data DATA_DIR --only face-occlusion"}
+            "study": study, "command": command}
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -238,19 +248,26 @@ def explain_clips(chosen: list[tuple[Path, str]], samples: int, seed: int) -> tu
     return table, faith
 
 
+OCCLUSION_REGIONS = "face_regions_occlusion.json"
+"""The region table of the app's default face map (occlusion); face_regions.json is LayerCAM's."""
+
+
 def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False, only: str | None = None) -> dict:
     data_dir, reports = Path(data_dir), Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
     if only:  # one measurement, merged into the committed faithfulness report
+        out = {}
         if only == "voice-unseen":
             part = unseen_voice_faithfulness(data_dir, per_class=1 if quick else 8, samples=60 if quick else 200)
         else:
-            part = occlusion_faithfulness(data_dir / "fer2013", per_class=2 if quick else 100)
+            out[OCCLUSION_REGIONS], part = occlusion_faithfulness(data_dir / "fer2013", per_class=2 if quick else 100)
         path = reports / "faithfulness.json"
         faith = {**(json.loads(path.read_text()) if path.exists() else {}), only.replace("-", "_"): part}
         if not quick:
             path.write_text(json.dumps(faith, indent=2))
-        return {"faithfulness": faith}
+            for name, table in out.items():
+                (reports / name).write_text(json.dumps(table, indent=2))
+        return {"faithfulness": faith, **out}
     ft, ff = face_tables(data_dir / "fer2013", per_class=5 if quick else 100, study_per_class=2 if quick else 20)
     vt, vf = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15, samples=60 if quick else 200)
     faith = {"face": ff, "voice": vf}

@@ -43,7 +43,8 @@ class FaceTrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.05
-    warmup_epochs: int = 1
+    warmup_epochs: float = 1.0
+    """Linear warm-up, in epochs (fractions allowed: a short run warms up for part of its first epoch)."""
     label_smoothing: float = 0.1
     val_fraction: float = 0.1
     max_rotation_deg: float = 15.0
@@ -197,7 +198,7 @@ def train(net: FaceNet, x: torch.Tensor, y: torch.Tensor, cfg: FaceTrainConfig, 
     net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = math.ceil(len(x) / cfg.batch_size)
-    total, warm = cfg.epochs * steps, cfg.warmup_epochs * steps
+    total, warm = cfg.epochs * steps, int(cfg.warmup_epochs * steps)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     best, best_state, history = -1.0, None, []
     step, t0, start = 0, time.time(), 0
