@@ -295,3 +295,19 @@ def test_region_table_shows_which_region_moves() -> None:
     assert table["mean"]["happy"]["mouth"] > 0.9 and table["mean"]["sad"]["mouth"] < 0.1
     assert table["difference"]["happy"]["mouth"] > 0.75
     assert all(abs(sum(row.values()) - 1) < 1e-6 for row in table["mean"].values())
+
+
+def test_the_default_face_map_is_the_measured_one() -> None:
+    """The map the app shows by default has its faithfulness and region table committed in reports/ (on the same
+    faces), and it is the face map that passes the deletion test most often."""
+    import json
+
+    from emotion_core.explain import FACE_MAP_METHOD
+    from emotion_core.registry import REPORTS_DIR
+    from emotion_core.training.tables import OCCLUSION_REGIONS
+
+    faith = json.loads((REPORTS_DIR / "faithfulness.json").read_text())
+    face = {f["method"]: f for k, f in faith.items() if k.startswith("face")}
+    assert FACE_MAP_METHOD in face and max(face, key=lambda m: face[m]["important_beats_random"]) == FACE_MAP_METHOD
+    table = json.loads((REPORTS_DIR / OCCLUSION_REGIONS).read_text())
+    assert table["method"] == FACE_MAP_METHOD and table["n"] == face[FACE_MAP_METHOD]["n"]
