@@ -106,3 +106,10 @@ def test_tiny_face_wild_run_writes_a_checkpoint_the_app_crops_for(tmp_path: Path
     assert meta["crop"]["align"] is True and meta["temperature"] > 0
     models = load_models(out / "tiny")
     assert Analyzer(models, device="cpu").detector.align is True
+    # a run can start from any verified face checkpoint (here the one just written) and read unaligned crops
+    rc = main(["train", "face-wild", "--data", str(tmp_path / "data"), "--out", str(out), "--tag", "tiny2",
+               "--epochs", "1", "--quick", "--device", "cpu", "--set", f"init={out / 'tiny' / 'face.pt'}",
+               "--set", "align=false", "--set", "sfew_repeat=1", "--reports", str(tmp_path / "rep")])
+    assert rc == 0
+    _, meta = load_checkpoint(out / "tiny2" / "face.pt")
+    assert meta["crop"]["align"] is False and meta["train_config"]["init"].endswith("tiny/face.pt")

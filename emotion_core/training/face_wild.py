@@ -63,7 +63,8 @@ class WildTrainConfig(FaceTrainConfig):
     """SFEW Train faces are shown this many times an epoch (730 faces beside 25,838 of FER2013)."""
     sfew_select_fraction: float = 0.15
     init: str = "shipped"
-    """"shipped": continue from weights/face.pt (FER2013-trained); "imagenet": from the ImageNet backbone."""
+    """"shipped": continue from weights/face.pt; "imagenet": from the ImageNet backbone; else the path of a face
+    checkpoint (with its MANIFEST.json), e.g. the FER2013-only model of 2026-11-24 taken from git history."""
 
 
 def select_films(films: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -201,11 +202,11 @@ def main(args: argparse.Namespace) -> int:
     log.info("%s: %d training faces, selection %s (%.0f s)", tag, len(data.train_y),
              [len(s.labels) for s in data.select], time.time() - t0)
 
-    if cfg.init == "shipped":
-        net, init_meta = load_checkpoint(WEIGHTS_DIR / FILES["face"])
-        log.info("starting from the shipped face model %s", init_meta.get("sha256"))
-    else:
+    if cfg.init == "imagenet":
         net = FaceNet(FaceConfig(**model_over)).load_imagenet()
+    else:
+        net, init_meta = load_checkpoint(WEIGHTS_DIR / FILES["face"] if cfg.init == "shipped" else cfg.init)
+        log.info("starting from the face model %s (%s)", init_meta.get("sha256"), cfg.init)
     x = to_tensor(data.train_x, device)
     y = torch.from_numpy(data.train_y).to(device)
     net, history, finished = train(net, x, y, cfg, device, data.select, run_dir / "state.pt",
