@@ -37,7 +37,8 @@ FACE_CAM_LAYER = 10
 """Index in FaceNet._blocks of the layer the maps come from: the last block of the 112-channel, stride-16 stage
 (8x8 cells on the 128-pixel internal face). Chosen with the method on FER2013 PublicTest faces by the deletion
 test (``tables``; reports/faithfulness.json, "cam_study"): LayerCAM there beat random blobs on 75 % of faces,
-at the finer block 4 (16x16 cells) on 69 %, Grad-CAM at block 10 on 60 %."""
+at the finer block 4 (16x16 cells) on 69 %, Grad-CAM at block 10 on 60 %. An index into Lite0's blocks
+(``FaceNet.stage_ends[4]``); a face model on another backbone would need its own (``stage_ends``)."""
 FACE_CAM_METHOD = "layercam"
 """The best CAM on the PublicTest deletion test: LayerCAM weighs each cell by its own positive gradient, which
 keeps an early layer's detail (Jiang et al. 2021)."""

@@ -38,7 +38,7 @@ from ..explain import (
 )
 from ..faces import crop_settings
 from ..features import voice_windows
-from ..models import FaceConfig, FaceNet
+from ..models import FaceNet
 from ..registry import LoadedModel, load_model, randomised
 from .corpora import CORPUS_CLASSES, find_corpora
 from .datasets import find_ravdess, load_fer
@@ -127,7 +127,7 @@ def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, metho
     drop_imp, drop_rand = face_deletion(lm, faces, cams, targets, grid=grid)
     curves = curve_summary(face_curves(lm, faces, cams, targets, grid=grid))
     torch.manual_seed(seed)
-    rand = LoadedModel("face", FaceNet(FaceConfig()).eval())
+    rand = LoadedModel("face", FaceNet(lm.model.cfg).eval())  # same architecture, random weights
     sub = slice(0, min(200, len(faces)))
     rcams = face_cams(rand, faces[sub], targets[sub], method, layer)
     corr = [_spearman(a.ravel(), b.ravel()) for a, b in zip(cams[sub], rcams, strict=True)]
@@ -161,7 +161,7 @@ def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int
     drop_imp, drop_rand = face_deletion(lm, faces, maps, targets, grid=grid)
     curves = curve_summary(face_curves(lm, faces, maps, targets, grid=grid))
     torch.manual_seed(seed)
-    rand = LoadedModel("face", FaceNet(FaceConfig()).eval())
+    rand = LoadedModel("face", FaceNet(lm.model.cfg).eval())  # same architecture, random weights
     sub = slice(0, min(100, len(faces)))
     corr = [_spearman(a.ravel(), b.ravel())
             for a, b in zip(maps[sub], face_occlusion(rand, faces[sub], targets[sub]), strict=True)]
