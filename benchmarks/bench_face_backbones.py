@@ -8,25 +8,14 @@ shipped face model.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from bench import timed  # this folder's shared median-of-repeats timer
 
 from emotion_core.explain import face_cams
 from emotion_core.models import BACKBONES, FaceConfig, FaceNet
 from emotion_core.registry import load_model
-
-
-def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -39,13 +28,13 @@ def main() -> None:
     for backbone in BACKBONES:
         net = FaceNet(FaceConfig(backbone=backbone)).eval()
         with torch.inference_mode():
-            s = median_seconds(lambda net=net: net(x), args.repeats)
+            s = timed(lambda net=net: net(x), args.repeats)
         params = sum(q.numel() for q in net.parameters()) / 1e6
         print(f"{backbone}: {1000 * s / 8:.2f} ms per face ({params:.1f} M parameters, {args.threads} thread(s))")
     lm = load_model("face")
     face = np.random.default_rng(0).random((1, 48, 48)).astype(np.float32)
     for method, repeats in (("occlusion", 5), ("layercam", 10)):
-        s = median_seconds(lambda m=method: face_cams(lm, face, ["happy"], m), repeats, warmup=1)
+        s = timed(lambda m=method: face_cams(lm, face, ["happy"], m), repeats)
         print(f"{method} map per frame: {s:.3f} s")
 
 
