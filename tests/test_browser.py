@@ -119,8 +119,12 @@ def test_four_sessions_at_once(server: str, four_uploads: list[Path], analyzer) 
         for page, f in zip(pages, files, strict=True):
             page.locator("input[type=file]").first.set_input_files(str(f))
         for page, f in zip(pages, files, strict=True):
-            page.get_by_text("Per emotion").wait_for(timeout=300_000)
-            label = page.locator("[data-testid='stMetricValue']").first.inner_text().split()[-1]
+            # Wait for the metric itself: Streamlit loads each element's code on first use, so under
+            # load the headline metric can appear seconds after the table heading below it.
+            metric = page.locator("[data-testid='stMetricValue']").first
+            metric.wait_for(timeout=300_000)
+            page.get_by_text("Per emotion").wait_for(timeout=60_000)
+            label = metric.inner_text(timeout=60_000).split()[-1]
             assert label == expected[f.name], (f.name, label, expected[f.name])
             assert "Traceback" not in page.inner_text("body")
         browser.close()
