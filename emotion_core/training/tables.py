@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import librosa
@@ -124,23 +126,15 @@ def face_tables(fer_root: str | Path, per_class: int = 100, seed: int = 0, metho
     cams = np.concatenate([face_cams(lm, faces[i: i + 64], targets[i: i + 64], method, layer)
                            for i in range(0, len(faces), 64)])
     grid = cam_grid(lm, layer)
-    drop_imp, drop_rand = face_deletion(lm, faces, cams, targets, grid=grid)
-    curves = curve_summary(face_curves(lm, faces, cams, targets, grid=grid))
-    torch.manual_seed(seed)
-    rand = LoadedModel("face", FaceNet(lm.model.cfg).eval())  # same architecture, random weights
-    sub = slice(0, min(200, len(faces)))
-    rcams = face_cams(rand, faces[sub], targets[sub], method, layer)
-    corr = [_spearman(a.ravel(), b.ravel()) for a, b in zip(cams[sub], rcams, strict=True)]
+    judged = face_faithfulness(lm, faces, cams, targets, grid, partial(face_cams, method=method, layer=layer),
+                               n_randomised=200, seed=seed)
     table = region_table(cams, pts, targets) | {"method": method, "layer": layer, "grid": grid,
                                                  "command": "python -m emotion_core tables --data DATA_DIR"}
-    faith = {"n": len(faces), "deletion_fraction": 0.2, "method": method, "layer": layer, "grid": grid,
-             "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
-             "important_beats_random": float((drop_imp > drop_rand).mean()),
-             "curves": curves | {"replacement": "the face blurred (Gaussian, sigma 3 px)",
-                                 "random": f"random maps of {grid}x{grid} cells, upsampled like the CAM"},
-             "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr),
-             "cam_study": {"split": "FER2013 PublicTest", "n": len(study_faces), "rows": study,
-                           "best": {"layer": best["layer"], "method": best["method"]}}}
+    judged["curves"] |= {"replacement": "the face blurred (Gaussian, sigma 3 px)",
+                         "random": f"random maps of {grid}x{grid} cells, upsampled like the CAM"}
+    faith = {"n": len(faces), "deletion_fraction": 0.2, "method": method, "layer": layer} | judged | {
+        "cam_study": {"split": "FER2013 PublicTest", "n": len(study_faces), "rows": study,
+                      "best": {"layer": best["layer"], "method": best["method"]}}}
     return table, faith
 
 
@@ -158,25 +152,34 @@ def occlusion_faithfulness(fer_root: str | Path, per_class: int = 100, seed: int
     log.info("occlusion on PublicTest: %s", study)
     faces, pts, targets = face_inputs(fer_root, "private", lm, per_class, seed)
     maps = face_occlusion(lm, faces, targets)
+    judged = face_faithfulness(lm, faces, maps, targets, grid, face_occlusion, n_randomised=100, seed=seed)
+    judged["curves"] |= {"replacement": "the face blurred (Gaussian, sigma 3 px): the same replacement the "
+                                        "occlusion map is made with",
+                         "random": f"random maps of {grid}x{grid} cells"}
+    command = "python -m emotion_core tables --data DATA_DIR --only face-occlusion"
+    table = region_table(maps, pts, targets) | {"method": "occlusion", "grid": grid, "patch": OCCLUSION_PATCH,
+                                                "stride": OCCLUSION_STRIDE, "command": command}
+    return table, {"n": len(faces), "deletion_fraction": 0.2, "method": "occlusion", "patch": OCCLUSION_PATCH,
+                   "stride": OCCLUSION_STRIDE, "split": "FER2013 PrivateTest"} | judged | {
+                       "study": study, "command": command}
+
+
+def face_faithfulness(lm: LoadedModel, faces: np.ndarray, maps: np.ndarray, targets: list[str], grid: int,
+                      maps_of: Callable[[LoadedModel, np.ndarray, list[str]], np.ndarray], n_randomised: int,
+                      seed: int) -> dict:
+    """What every face map is judged by, whatever made it: deletion of its top 20 % against random maps of
+    ``grid`` cells, deletion/insertion curves, and (Adebayo et al.'s check) how alike the maps of the first
+    ``n_randomised`` faces stay when ``maps_of`` explains a network of the same architecture with random weights."""
     drop_imp, drop_rand = face_deletion(lm, faces, maps, targets, grid=grid)
     curves = curve_summary(face_curves(lm, faces, maps, targets, grid=grid))
     torch.manual_seed(seed)
     rand = LoadedModel("face", FaceNet(lm.model.cfg).eval())  # same architecture, random weights
-    sub = slice(0, min(100, len(faces)))
+    sub = slice(0, min(n_randomised, len(faces)))
     corr = [_spearman(a.ravel(), b.ravel())
-            for a, b in zip(maps[sub], face_occlusion(rand, faces[sub], targets[sub]), strict=True)]
-    command = "python -m emotion_core tables --data DATA_DIR --only face-occlusion"
-    table = region_table(maps, pts, targets) | {"method": "occlusion", "grid": grid, "patch": OCCLUSION_PATCH,
-                                                "stride": OCCLUSION_STRIDE, "command": command}
-    return table, {"n": len(faces), "deletion_fraction": 0.2, "method": "occlusion", "grid": grid,
-            "patch": OCCLUSION_PATCH, "stride": OCCLUSION_STRIDE, "split": "FER2013 PrivateTest",
-            "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
-            "important_beats_random": float((drop_imp > drop_rand).mean()),
-            "curves": curves | {"replacement": "the face blurred (Gaussian, sigma 3 px): the same replacement the "
-                                               "occlusion map is made with",
-                                "random": f"random maps of {grid}x{grid} cells"},
-            "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr),
-            "study": study, "command": command}
+            for a, b in zip(maps[sub], maps_of(rand, faces[sub], targets[sub]), strict=True)]
+    return {"grid": grid, "drop_important_mean": float(drop_imp.mean()), "drop_random_mean": float(drop_rand.mean()),
+            "important_beats_random": float((drop_imp > drop_rand).mean()), "curves": curves,
+            "randomised_model_spearman_mean": float(np.nanmean(corr)), "randomisation_n": len(corr)}
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
