@@ -150,7 +150,8 @@ class WhisperEncoder(nn.Module):
     def from_ct2(cls, path: str | Path | None = None) -> WhisperEncoder:
         """Build the encoder with the weights of a CTranslate2 Whisper model: a model.bin, or the name of a
         bundled one (``BUNDLED``; default tiny.en)."""
-        source = bundled_model_parts(str(path or "tiny.en")) if path is None or str(path) in BUNDLED else path
+        name = "tiny.en" if path is None else str(path)
+        source = bundled_model_parts(name) if name in BUNDLED else name
         v = {k[len("encoder/"):]: torch.from_numpy(a.astype(np.float32)) for k, a in read_ct2(source, "encoder/").items()}
         n_layers = len({k.split("/")[0] for k in v if k.split("/")[0].removeprefix("layer_").isdigit()})
         d = v["conv1/weight"].shape[0]

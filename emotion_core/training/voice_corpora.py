@@ -446,11 +446,11 @@ def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
     """Fit both heads on every clip of the three corpora with the recipe and write voice_probe.pt."""
     probe = build_probe(args.whisper)
     every = np.ones(len(table.labels), bool)
-    recipe = report["shipped"]["recipe"]
+    shipped = report["shipped"]
+    recipe = shipped["recipe"]
     variants = RECIPES[recipe]
     probe.head = table.fit_probe(every, variants, probe.cfg.n_features)
     probe.baseline_head = table.fit_baseline(every, variants, probe.cfg.n_features)
-    shipped = report["shipped"]
     counts = {c: int((table.corpora == c).sum()) for c in CORPUS_CLASSES}
     meta = {"data": "RAVDESS speech actors 01-20 ({ravdess} clips), URDU ({urdu}), TurEV-DB ({turev})".format(**counts),
             "recipe": recipe, "variants": list(variants), "corpus_classes": CORPUS_CLASSES,
@@ -491,7 +491,7 @@ def main(args: argparse.Namespace) -> int:
     recipe = getattr(args, "recipe", None) or RECIPE
     if recipe not in RECIPES:
         raise SystemExit(f"unknown recipe {recipe!r}: one of {', '.join(RECIPES)}")
-    variants = VARIANTS if recipe == RECIPE else RECIPES[recipe]
+    variants = RECIPES[recipe]  # the default recipe's are every copy (VARIANTS)
     features_stage(args, out, variants)
     table = Table.load(out, variants)
     n_features = table.feats["clean"].shape[1]
