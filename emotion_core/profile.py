@@ -44,18 +44,22 @@ PROFILE_FORMAT = 1
 
 
 def fit_softmax(z: np.ndarray, labels: np.ndarray, allowed: np.ndarray, sample_weight: np.ndarray, c: float,
-                offset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+                offset: np.ndarray | None = None, targets: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """L2 logistic regression over ``allowed.shape[1]`` classes whose softmax, row by row, covers only the
     ``allowed`` ones.
+
+    With ``targets`` ((n, k) bool, each row's label among them) a row's loss is minus the log of the
+    probability summed over its targets (a label that stands for several classes), instead of ``labels``'.
 
     Minimises ``c * sum_i w_i * CE_i + |W|^2 / 2`` (scikit-learn's scaling). With ``offset`` (log
     probabilities of a prior model) the logits are ``gain * offset + z W^T + b`` and the bias and
     ``gain - 1`` are penalised too, so that no data means the prior model unchanged. Returns
-    (W (k, d), b (k,), gain); classes never allowed get zero weights (the caller decides their bias).
+    (W (k, d), b (k,), gain); classes never allowed (never a target) get zero weights (the caller decides their bias).
     """
     zt = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     mask = torch.from_numpy(np.asarray(allowed, bool))
+    pos = None if targets is None else torch.from_numpy(np.asarray(targets, bool))
     w = torch.from_numpy(np.asarray(sample_weight, dtype=np.float32))
     off = None if offset is None else torch.from_numpy(np.asarray(offset, dtype=np.float32))
     lin = nn.Linear(z.shape[1], mask.shape[1])
@@ -70,14 +74,18 @@ def fit_softmax(z: np.ndarray, labels: np.ndarray, allowed: np.ndarray, sample_w
         opt.zero_grad()
         logits = lin(zt) if off is None else gain * off + lin(zt)
         logits = logits.masked_fill(~mask, float("-inf"))
-        loss = c * (w * nn.functional.cross_entropy(logits, y, reduction="none")).sum() + 0.5 * (lin.weight**2).sum()
+        if pos is None:
+            ce = nn.functional.cross_entropy(logits, y, reduction="none")
+        else:
+            ce = torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~pos, float("-inf")), 1)
+        loss = c * (w * ce).sum() + 0.5 * (lin.weight**2).sum()
         if off is not None:
             loss = loss + 0.5 * ((lin.bias**2).sum() + (gain - 1) ** 2)
         loss.backward()
         return loss
 
     opt.step(closure)
-    seen = mask.any(0)
+    seen = (mask if pos is None else pos).any(0)
     with torch.no_grad():
         weight = (lin.weight * seen[:, None]).numpy().astype(np.float64)
         bias = torch.where(seen, lin.bias, torch.zeros(())).numpy().astype(np.float64)

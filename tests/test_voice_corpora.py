@@ -132,9 +132,10 @@ def test_corpus_scores_take_predictions_among_the_corpus_classes() -> None:
     assert set(s["recall"]) == {"neutral", "sad", "angry"}  # happy has no clip here
 
 
-@pytest.mark.parametrize("folder", ["reports", "reports/voice_corpora_base"])
+@pytest.mark.parametrize("folder", ["reports", "reports/voice_corpora_base", "reports/voice_corpora_compatible"])
 def test_committed_report_matches_its_out_of_fold_predictions(folder: str) -> None:
-    """The shipped recipe's report (reports/) and the multilingual-encoder measurement beside it."""
+    """The masked-loss recipe's report (reports/), the multilingual-encoder measurement and the shipped
+    compatible-loss head's report beside it."""
     report = json.loads((ROOT / folder / "voice_corpora.json").read_text())
     oof = pd.read_csv(ROOT / folder / "voice_corpora_oof.csv")
     recipe = report["shipped"]["recipe"]
@@ -187,3 +188,79 @@ def test_a_clean_only_recipe_is_measured_without_the_augmented_copies(tmp_path: 
     assert res["shipped"]["recipe"] == "clean"
     assert set(res["corpus_out"]["urdu"]["probe"]) == {"clean"}
     assert res["ravdess_5fold"]["probe"]["clean"]["mean_accuracy"] > 0.5  # the features carry the label
+
+
+def test_compatible_targets_pair_neutral_and_calm_only_where_a_corpus_lacks_one() -> None:
+    from emotion_core.training.corpora import compatible_targets
+
+    labels = np.array([E("neutral"), E("calm"), E("neutral"), E("happy")])
+    corpora = np.array(["urdu", "turev", "ravdess", "urdu"])
+    t = compatible_targets(labels, corpora)
+    named = [{EMOTIONS[k] for k in np.flatnonzero(row)} for row in t]
+    assert named == [{"neutral", "calm"}, {"calm", "neutral"}, {"neutral"}, {"happy"}]
+
+
+def test_one_hot_targets_give_the_plain_cross_entropy_fit() -> None:
+    from emotion_core.profile import fit_softmax
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 60)
+    z = rng.normal(0, 1, (4, 5))[y] + rng.normal(0, 1, (60, 5))
+    allowed = np.ones((60, 4), bool)
+    w1, b1, _ = fit_softmax(z, y, allowed, np.ones(60), 0.5)
+    w2, b2, _ = fit_softmax(z, y, allowed, np.ones(60), 0.5, targets=np.eye(4, dtype=bool)[y])
+    assert np.abs(w1 - w2).max() < 1e-4 and np.abs(b1 - b2).max() < 1e-4
+
+
+def _shifted_corpora(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RAVDESS: 'surprised' and 'angry' voices; URDU records its angry voices in another room (feature 5
+    shifted), where they lie closer to RAVDESS's surprise than to its anger."""
+    rng = np.random.default_rng(seed)
+    surprised, angry = np.zeros(6), np.zeros(6)
+    surprised[0], angry[1] = 2.0, 2.0
+    room = np.zeros(6)
+    room[[0, 1, 5]] = 1.6, -1.2, 3.0
+    x, y, c = [], [], []
+    for corpus, label, centre in (("ravdess", "surprised", surprised), ("ravdess", "angry", angry),
+                                  ("urdu", "angry", angry + room), ("urdu", "sad", -angry + room)):
+        for _ in range(40):
+            x.append(centre + rng.normal(0, 0.5, 6))
+            y.append(E(label))
+            c.append(corpus)
+    return np.array(x), np.array(y), np.array(c)
+
+
+def test_the_compatible_loss_keeps_a_labelled_corpus_out_of_classes_it_excludes() -> None:
+    """With the masked loss nothing tells the head that URDU's angry voices are not surprised (URDU does
+    not label surprise), so recorded elsewhere they read as surprised among all eight; the compatible
+    loss pushes surprise down for them, and still leaves an URDU 'neutral' free to be calm."""
+    x, y, c = _shifted_corpora()
+    urdu_angry = (c == "urdu") & (y == E("angry"))
+    reads = {}
+    for loss in ("masked", "compatible"):
+        head = fit_masked_head(StandardisedLinear(6, 8), x, y, c, loss=loss)
+        reads[loss] = (head_probabilities(head, x)[urdu_angry].argmax(1) == E("angry")).mean()
+    assert reads["compatible"] > 0.9 and reads["masked"] < reads["compatible"] - 0.2, reads
+    qx, qy, qc = _two_corpora()
+    head = fit_masked_head(StandardisedLinear(12, 8), qx, qy, qc, loss="compatible")
+    p = head_probabilities(head, qx)
+    quiet = np.isin(qy, [E("neutral"), E("calm")])
+    assert (p[quiet][:, [E("neutral"), E("calm")]].min(1) > 0.3).all()  # neither label pushes the other down
+    with pytest.raises(ValueError, match="unknown loss"):
+        fit_masked_head(StandardisedLinear(12, 8), qx, qy, qc, loss="other")
+
+
+def test_the_shipped_probe_is_the_compatible_loss_report_s() -> None:
+    """weights/voice_probe.pt records the recipe, loss, weight and temperature its report chose, and the
+    command that wrote both."""
+    from emotion_core.registry import load_checkpoint
+
+    report = json.loads((ROOT / "reports" / "voice_corpora_compatible" / "voice_corpora.json").read_text())
+    _, meta = load_checkpoint(ROOT / "weights" / "voice_probe.pt")
+    shipped = report["shipped"]
+    assert meta["loss"] == shipped["loss"] == "compatible" and meta["recipe"] == shipped["recipe"]
+    assert meta["ensemble_weight"] == shipped["probe_weight"] and meta["temperature"] == shipped["temperature"]
+    assert meta["command"] == report["command"] and "cv" not in meta
+    others = ("urdu", "turev")
+    gain = np.mean([report["corpus_out"][c]["ensemble"]["uar"] - report["corpus_out"][c]["today"]["uar"] for c in others])
+    assert gain > 0 and shipped["ravdess_5fold"] >= 0.78

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--recipe", default=None,
                        help="voice-corpora: the candidate head recipe (default 'every family'; 'clean' computes only "
                             "the clean clips' features)")
+        t.add_argument("--loss", default=None, choices=("masked", "compatible"),
+                       help="voice-corpora: how a corpus's label enters the head's loss (default masked; "
+                            "emotion_core.training.voice_corpora)")
         t.add_argument("--ablation", action="store_true", help="also run the ablation baselines")
         t.add_argument("--ablation-only", action="store_true", help="run only the ablation baselines")
         t.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -76,6 +76,24 @@ def corpus_mask(corpora: np.ndarray) -> np.ndarray:
     return np.array([[e in CORPUS_CLASSES[c] for e in EMOTIONS] for c in corpora])
 
 
+INTERCHANGEABLE: tuple[tuple[str, str], ...] = (("neutral", "calm"),)
+"""Emotions that corpora use for one state: only RAVDESS tells neutral from calm; URDU says neutral and
+TurEV-DB says calm for the same unemotional voice."""
+
+
+def compatible_targets(labels: np.ndarray, corpora: np.ndarray) -> np.ndarray:
+    """(n, 8) True for the emotions a clip's label is compatible with: its own, and its interchangeable
+    partner where the clip's corpus does not label that partner (an URDU "neutral" may be calm)."""
+    targets = np.zeros((len(labels), len(EMOTIONS)), bool)
+    targets[np.arange(len(labels)), labels] = True
+    labelled = corpus_mask(corpora)
+    for a, b in INTERCHANGEABLE:
+        for one, other in ((a, b), (b, a)):
+            i, j = EMOTIONS.index(one), EMOTIONS.index(other)
+            targets[(labels == i) & ~labelled[:, j], j] = True
+    return targets
+
+
 def ravdess_folds(speakers: np.ndarray, corpora: np.ndarray) -> np.ndarray:
     """Each clip's RAVDESS actor fold (``datasets.ACTOR_FOLDS``), -1 for the other corpora's clips."""
     return np.array([fold_of(int(s.split(":")[1])) if c == "ravdess" else -1

@@ -11,13 +11,18 @@ Stages (each resumable: a finished stage's files in ``--out`` are reused):
 2. ``evaluate``: one corpus out (train on the other two, test on it) and the RAVDESS 5-fold actor
    protocol, for today's model and the new recipe, with the augmentation ablation;
    ``reports/voice_corpora.json`` and the out-of-fold predictions ``reports/voice_corpora_oof.csv``.
-3. ``ship``: the probe's two heads fitted on all three corpora with the recipe, written to
-   ``weights/voice_probe.pt`` with the ensemble weight and temperature.
+3. ``ship``: the probe's head fitted on all three corpora with the recipe, written into
+   ``weights/voice_probe.pt`` with the ensemble weight and temperature; the personal-baseline head of
+   the shipped file (``train voice-probe``, RAVDESS) is kept: trained across corpora it lowered accuracy
+   one corpus out on every corpus (``with_baseline`` in the report).
 
-The recipe: a corpus labels only some emotions (``corpora.CORPUS_CLASSES``), so a clip's loss is
-the cross-entropy over its corpus's classes only (the other classes' logits are left out of the
-softmax, not pushed down); every corpus weighs the same in the loss and, inside a corpus, every
-class; the features of every augmented copy join the clean ones.
+The recipe: a corpus labels only some emotions (``corpora.CORPUS_CLASSES``). Two losses (``LOSSES``):
+``masked``, the cross-entropy over the clip's corpus's classes only (the other classes' logits are left
+out of the softmax, not pushed down); ``compatible``, the softmax over all eight with a label standing
+for the emotions it is compatible with (``corpora.compatible_targets``: an URDU "neutral" may be calm, a
+TurEV-DB "calm" neutral), so a labelled clip pushes down the emotions its label excludes. Every corpus
+weighs the same in the loss and, inside a corpus, every class; the features of every augmented copy
+join the clean ones.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from ..profile import balanced_weights, fit_softmax
 from ..registry import REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
 from ..voice_ensemble import StandardisedLinear, VoiceProbe
 from .augment import FAMILIES, augment
-from .corpora import CORPUS_CLASSES, Clip, corpus_mask, find_corpora, ravdess_folds
+from .corpora import CORPUS_CLASSES, Clip, compatible_targets, corpus_mask, find_corpora, ravdess_folds
 from .datasets import ACTOR_FOLDS, load_waveforms
 from .train_probe import ABSENT_CLASS_LOGIT, BASELINE_EMOTIONS, PROBE_C, build_probe, geometric, power
 from .voice_finetune import clip_key
@@ -118,19 +123,33 @@ def features_stage(args: argparse.Namespace, out: Path, variants: tuple[str, ...
 
 
 # --- the recipe: a linear head with the loss over each corpus's classes ---------------------------
+LOSSES = ("masked", "compatible")
+"""How a clip's label enters the loss (module docstring); ``LOSS`` is the default."""
+LOSS = "masked"
+
+
 def fit_masked_head(head: StandardisedLinear, x: np.ndarray, labels: np.ndarray, corpora: np.ndarray,
-                    weight_rows: float = 1.0, c: float = PROBE_C) -> StandardisedLinear:
-    """Fit ``head`` (standardisation + linear) by L2 logistic regression whose softmax, for each row,
-    runs over its corpus's classes only (``profile.fit_softmax``, scikit-learn's objective), every
-    corpus and, inside it, every class weighing the same, the weights summing to ``len(x) * weight_rows``
-    (so stacked augmented copies do not weaken the penalty); a class that no training corpus labels keeps
+                    weight_rows: float = 1.0, c: float = PROBE_C, loss: str = LOSS) -> StandardisedLinear:
+    """Fit ``head`` (standardisation + linear) by L2 logistic regression (``profile.fit_softmax``,
+    scikit-learn's objective) whose softmax, for each row, runs over its corpus's classes only (``masked``)
+    or over all eight with the label's compatible emotions as its target (``compatible``); every corpus
+    and, inside it, every class weighs the same, the weights summing to ``len(x) * weight_rows`` (so
+    stacked augmented copies do not weaken the penalty); a class that no training clip can be keeps
     ``ABSENT_CLASS_LOGIT``."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: one of {', '.join(LOSSES)}")
     mean = x.mean(0, dtype=np.float64)
     scale = x.std(0, dtype=np.float64)
     scale[scale == 0] = 1.0
-    allowed = corpus_mask(corpora)
-    w, b, _ = fit_softmax((x - mean) / scale, labels, allowed, balanced_weights(labels, corpora) * weight_rows, c)
-    b[~allowed.any(0)] = ABSENT_CLASS_LOGIT
+    if loss == "masked":
+        allowed, targets = corpus_mask(corpora), None
+        seen = allowed.any(0)
+    else:
+        allowed, targets = np.ones((len(labels), len(EMOTIONS)), bool), compatible_targets(labels, corpora)
+        seen = targets.any(0)
+    w, b, _ = fit_softmax((x - mean) / scale, labels, allowed, balanced_weights(labels, corpora) * weight_rows, c,
+                          targets=targets)
+    b[~seen] = ABSENT_CLASS_LOGIT
     with torch.no_grad():
         head.mean.copy_(torch.from_numpy(mean))
         head.scale.copy_(torch.from_numpy(scale))
@@ -182,16 +201,18 @@ class Table:
         return (np.concatenate([self.feats[v][rows] for v in variants]), np.tile(self.labels[rows], len(variants)),
                 np.tile(self.corpora[rows], len(variants)))
 
-    def fit_probe(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int) -> StandardisedLinear:
+    def fit_probe(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int, loss: str = LOSS
+                  ) -> StandardisedLinear:
         x, y, c = self.train_set(rows, variants)
-        return fit_masked_head(StandardisedLinear(n_features, len(EMOTIONS)), x, y, c, 1 / len(variants))
+        return fit_masked_head(StandardisedLinear(n_features, len(EMOTIONS)), x, y, c, 1 / len(variants), loss=loss)
 
-    def fit_baseline(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int) -> StandardisedLinear:
+    def fit_baseline(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int, loss: str = LOSS
+                     ) -> StandardisedLinear:
         parts = [speaker_relative(self.feats[v][rows], self.labels[rows], self.speakers[rows]) for v in variants]
         has = np.concatenate([h for _, h in parts])
         x = np.concatenate([r for r, _ in parts])[has]
         y, c = np.tile(self.labels[rows], len(variants))[has], np.tile(self.corpora[rows], len(variants))[has]
-        return fit_masked_head(StandardisedLinear(2 * n_features, len(EMOTIONS)), x, y, c, 1 / len(variants))
+        return fit_masked_head(StandardisedLinear(2 * n_features, len(EMOTIONS)), x, y, c, 1 / len(variants), loss=loss)
 
 
 # --- the fine-tuned member trained across corpora (voice_finetune.py, run on a GPU) ---------------
@@ -324,9 +345,11 @@ def choose_weight(corpus_out: dict, five_fold: dict, corpora: tuple[str, ...]) -
     return max(ok, key=lambda w: np.mean([corpus_out[c]["ensemble_by_weight"][str(w)]["uar"] for c in corpora]))
 
 
-def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, recipe: str = RECIPE) -> dict:
+def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, recipe: str = RECIPE,
+                   loss: str = LOSS) -> dict:
     """One corpus out and the RAVDESS 5-fold protocol for the candidate ``recipe`` and the ablation recipes
-    whose feature copies ``table`` holds; returns the report and the out-of-fold tables.
+    whose feature copies ``table`` holds, every head fitted with ``loss``; returns the report and the
+    out-of-fold tables.
 
     ``reports`` holds the committed RAVDESS out-of-fold predictions of today's members (inputs)."""
     recipes = {name: v for name, v in RECIPES.items() if all(x in table.feats for x in v)}
@@ -343,7 +366,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, r
         test = table.corpora == corpus
         t0 = time.time()
         for name, variants in recipes.items():
-            oof[name][test] = head_probabilities(table.fit_probe(~test, variants, n_features), table.feats["clean"][test])
+            oof[name][test] = head_probabilities(table.fit_probe(~test, variants, n_features, loss), table.feats["clean"][test])
         y = table.labels[test]
         r = {"today": corpus_scores(y, p_today[test], corpus) if corpus != "ravdess" else None,
              "probe": {name: corpus_scores(y, oof[name][test], corpus) for name in recipes}}
@@ -353,7 +376,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, r
                                        for w in PROBE_WEIGHTS}
         m = test & scored
         if m.any():
-            base = table.fit_baseline(~test, RECIPES[recipe], n_features)
+            base = table.fit_baseline(~test, RECIPES[recipe], n_features, loss)
             p_base = head_probabilities(base, rel[m])
             r["with_baseline"] = {"n_speakers": int(len(np.unique(table.speakers[m]))),
                                   "probe": corpus_scores(table.labels[m], oof[recipe][m], corpus),
@@ -365,7 +388,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, r
     for f in range(len(ACTOR_FOLDS)):
         test = folds == f
         for name, variants in recipes.items():
-            five[name][test] = head_probabilities(table.fit_probe(~test, variants, n_features), table.feats["clean"][test])
+            five[name][test] = head_probabilities(table.fit_probe(~test, variants, n_features, loss), table.feats["clean"][test])
     y = table.labels[rav]
 
     def fold_scores(p: np.ndarray) -> dict:
@@ -382,7 +405,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, r
         res["corpus_out"][c]["ensemble"] = {"weight": w, **res["corpus_out"][c]["ensemble_by_weight"][str(w)]}
     ens_rav = geometric(p_ft[rav], five[recipe][rav], weight)
     temperature = fit_temperature(lambda t: nll(y, power(ens_rav, t)))
-    res["shipped"] = {"recipe": recipe, "probe_weight": weight, "temperature": temperature,
+    res["shipped"] = {"recipe": recipe, "loss": loss, "probe_weight": weight, "temperature": temperature,
                       "ravdess_5fold": res["ravdess_5fold"]["ensemble"][str(weight)]["mean_accuracy"]}
     corpus_out_ens = oof[recipe].copy()
     for c in others:
@@ -443,21 +466,29 @@ def finetuned_oof(table: Table, new: dict[str, np.ndarray], clean: dict[str, np.
 
 
 def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
-    """Fit both heads on every clip of the three corpora with the recipe and write voice_probe.pt."""
-    probe = build_probe(args.whisper)
+    """Fit the probe's head on every clip of the three corpora with the recipe and write it into the shipped
+    voice_probe.pt, whose personal-baseline head (RAVDESS, ``train voice-probe``) it keeps (module docstring)."""
+    from ..registry import load_checkpoint
+
+    path = Path(args.weights or WEIGHTS_DIR) / "voice_probe.pt"
+    probe, old = load_checkpoint(path)
+    if args.whisper and probe.cfg != build_probe(args.whisper).cfg:
+        raise SystemExit(f"{path} reads another encoder than --whisper {args.whisper}: ship its baseline head first "
+                         "(train voice-probe)")
     every = np.ones(len(table.labels), bool)
     shipped = report["shipped"]
-    recipe = shipped["recipe"]
+    recipe, loss = shipped["recipe"], shipped.get("loss", LOSS)
     variants = RECIPES[recipe]
-    probe.head = table.fit_probe(every, variants, probe.cfg.n_features)
-    probe.baseline_head = table.fit_baseline(every, variants, probe.cfg.n_features)
+    probe.head = table.fit_probe(every, variants, probe.cfg.n_features, loss)
     counts = {c: int((table.corpora == c).sum()) for c in CORPUS_CLASSES}
-    meta = {"data": "RAVDESS speech actors 01-20 ({ravdess} clips), URDU ({urdu}), TurEV-DB ({turev})".format(**counts),
-            "recipe": recipe, "variants": list(variants), "corpus_classes": CORPUS_CLASSES,
-            "ensemble_weight": shipped["probe_weight"], "c": PROBE_C, "temperature": shipped["temperature"],
-            "ravdess_5fold": shipped["ravdess_5fold"], "command": COMMAND}
-    digest = save_checkpoint(Path(args.weights or WEIGHTS_DIR) / "voice_probe.pt", "voice_probe", probe, meta,
-                             keep_fp32=("head.", "baseline_head."))
+    old = {k: v for k, v in old.items() if k not in ("sha256", "cv")}  # "cv": the replaced head's figures
+    meta = old | {
+        "data": "RAVDESS speech actors 01-20 ({ravdess} clips), URDU ({urdu}), TurEV-DB ({turev})".format(**counts),
+        "recipe": recipe, "loss": loss, "variants": list(variants), "corpus_classes": CORPUS_CLASSES,
+        "ensemble_weight": shipped["probe_weight"], "c": PROBE_C, "temperature": shipped["temperature"],
+        "ravdess_5fold": shipped["ravdess_5fold"], "command": report["command"],
+        "baseline_head": "kept from train voice-probe (RAVDESS actors 01-20; reports/voice_probe_cv.json)"}
+    digest = save_checkpoint(path, "voice_probe", probe, meta, keep_fp32=("head.", "baseline_head."))
     log.info("wrote voice_probe.pt (%s): probe weight %.2f, temperature %.3f", digest[:12], shipped["probe_weight"],
              shipped["temperature"])
     return digest
@@ -477,6 +508,8 @@ def run_command(args: argparse.Namespace, recipe: str) -> str:
         parts.append(f"--whisper {args.whisper}")
     if recipe != RECIPE:
         parts.append(f"--recipe '{recipe}'")
+    if getattr(args, "loss", None) and args.loss != LOSS:
+        parts.append(f"--loss {args.loss}")
     if args.reports:
         parts.append(f"--reports {args.reports}")
     if not args.final:
@@ -495,7 +528,8 @@ def main(args: argparse.Namespace) -> int:
     features_stage(args, out, variants)
     table = Table.load(out, variants)
     n_features = table.feats["clean"].shape[1]
-    ev = evaluate_stage(table, n_features, recipe=recipe)
+    loss = getattr(args, "loss", None) or LOSS
+    ev = evaluate_stage(table, n_features, recipe=recipe, loss=loss)
     command = run_command(args, recipe)
     res = ev["results"] | {"command": command, "encoder": args.whisper or "tiny.en",
                            "protocol": ("one corpus out: trained on the other two corpora (all their clips), tested on "
