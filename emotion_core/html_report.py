@@ -79,6 +79,7 @@ td:first-child{{text-align:left}}</style></head><body>
 {f"<ul>{warn}</ul>" if warn else ""}
 <table><tr><th>emotion</th>{"".join(f"<th>{k}</th>" for k in cols)}</tr>{rows}</table>
 {"".join(parts)}{session}{cam}
-<p><small>Research demo, not a diagnostic tool. Models learned from posed expressions (RAVDESS actors,
-FER2013 photos); the face model has no calm class. See the model card for accuracy and limits.</small></p>
+<p><small>Research demo, not a diagnostic tool. Models learned mostly from posed expressions (RAVDESS
+and Turkish actors, FER2013 photos, film faces) and from some Urdu talk-show speech; the face model has
+no calm class. See the model card for accuracy and limits.</small></p>
 </body></html>"""

@@ -83,8 +83,9 @@ tcol, ccol = st.columns([1, 1])
 tcol.subheader("Per emotion")
 tcol.dataframe(table, hide_index=True, column_config=progress_columns(["Face", "Voice", "Fusion"]), width="stretch")
 tcol.caption("The face model has no 'calm' class (its training data has none); calm comes from the voice. The voice "
-             "model learned from 20 North-American actors only: on other languages and settings it is much weaker "
-             "and rarely says neutral (model card, 'Voice beyond RAVDESS'); a profile from 'Your data' adapts it.")
+             "model learned mostly from 20 North-American actors (its probe also from Urdu talk shows and Turkish "
+             "actors): on other languages and settings it is much weaker and rarely says neutral for everyday talk "
+             "(model card, 'Voice beyond RAVDESS'); a profile from 'Your data' adapts it.")
 ccol.plotly_chart(branch_chart(table), width="stretch")
 
 # --- a long recording as a session, a short one as a timeline; then the explanations --------------

@@ -18,8 +18,10 @@ from pages.common import DATA_DIR, get_analyzer
 from pages.widgets import lime_figure, progress_columns
 
 SOURCES = {
-    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": ("voice_ensemble_oof.csv",
-                                                                            "ravdess-speech-16k"),
+    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": (
+        "voice_corpora_compatible/voice_ravdess_ensemble_oof.csv", "ravdess-speech-16k"),
+    "Voice with the RAVDESS-only probe shipped until 2026-11-26 (same protocol)": ("voice_ensemble_oof.csv",
+                                                                                   "ravdess-speech-16k"),
     "Voice, fine-tuned member alone (same protocol)": ("voice_oof.csv", "ravdess-speech-16k"),
     "Face: FER2013 PrivateTest": ("face_private.csv", "fer2013"),
     "Face: SFEW Val (films never trained on)": ("face_sfew_val.csv", "sfew"),

@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -85,6 +86,9 @@ def test_misclassifications_page() -> None:
     at = page("misclassifications").run()
     no_exceptions(at)
     assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
+    shipped = pd.read_csv(ROOT / "reports" / "voice_corpora_compatible" / "voice_ravdess_ensemble_oof.csv")
+    assert at.radio[0].value.startswith("Voice: RAVDESS")  # the shipped ensemble's errors come first
+    assert abs(float(at.metric[1].value.rstrip("%")) - 100 * (shipped.pred == shipped.true).mean()) < 0.1
     at.radio[0].set_value("Face: FER2013 PrivateTest").run()
     no_exceptions(at)
     assert float(at.metric[1].value.rstrip("%")) > 60
