@@ -13,13 +13,12 @@ from emotion_core.constants import EMOTIONS, FACE_DISPLAY_SIZE, FER_TO_EMOTION, 
 from emotion_core.explain import FACE_MAP_METHOD, LIME_SAMPLES, explain_voice, face_cams, overlay
 from emotion_core.faces import face_input_from_crop
 from emotion_core.metrics import summarize
-from emotion_core.registry import REPORTS_DIR
+from emotion_core.registry import REPORTS_DIR, VOICE_OOF
 from pages.common import DATA_DIR, get_analyzer
 from pages.widgets import lime_figure, progress_columns
 
 SOURCES = {
-    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": (
-        "voice_corpora_compatible/voice_ravdess_ensemble_oof.csv", "ravdess-speech-16k"),
+    "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": (VOICE_OOF, "ravdess-speech-16k"),
     "Voice with the RAVDESS-only probe shipped until 2026-11-26 (same protocol)": ("voice_ensemble_oof.csv",
                                                                                    "ravdess-speech-16k"),
     "Voice, fine-tuned member alone (same protocol)": ("voice_oof.csv", "ravdess-speech-16k"),

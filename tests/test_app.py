@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from emotion_core.registry import VOICE_OOF
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 
@@ -86,7 +88,7 @@ def test_misclassifications_page() -> None:
     at = page("misclassifications").run()
     no_exceptions(at)
     assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
-    shipped = pd.read_csv(ROOT / "reports" / "voice_corpora_compatible" / "voice_ravdess_ensemble_oof.csv")
+    shipped = pd.read_csv(ROOT / "reports" / VOICE_OOF)
     assert at.radio[0].value.startswith("Voice: RAVDESS")  # the shipped ensemble's errors come first
     assert abs(float(at.metric[1].value.rstrip("%")) - 100 * (shipped.pred == shipped.true).mean()) < 0.1
     at.radio[0].set_value("Face: FER2013 PrivateTest").run()

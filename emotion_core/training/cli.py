@@ -58,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--data", required=True, help="folder holding fer2013/ and ravdess-speech-16k/")
     tb.add_argument("--reports", default=None)
     tb.add_argument("--quick", action="store_true")
-    tb.add_argument("--only", choices=["voice-unseen", "face-occlusion"], default=None,
-                    help="one measurement, merged into reports/faithfulness.json: voice-unseen (voice faithfulness on "
-                         "URDU and TurEV-DB clips, never heard by the model) or face-occlusion (occlusion maps)")
+    tb.add_argument("--only", choices=["voice", "voice-unseen", "face-occlusion"], default=None,
+                    help="one measurement, merged into reports/faithfulness.json: voice (LIME band table and "
+                         "faithfulness on RAVDESS clips), voice-unseen (voice faithfulness on URDU and TurEV-DB clips, "
+                         "never heard by the voice model's member 1) or face-occlusion (occlusion maps)")
     tb.set_defaults(func=cmd_tables)
 
     ravdess_av.add_parser(sub)

@@ -1,7 +1,7 @@
 """Pseudo-paired evaluation of the fusion rule, the best that can be done without RAVDESS video.
 
 Each voice prediction of the shipped voice model (out-of-fold, actors 01-20,
-reports/voice_ensemble_oof.csv) is paired with the face
+``registry.VOICE_OOF``) is paired with the face
 prediction of a random FER2013 PrivateTest image of the same true class (reports/face_private.csv;
 calm clips get neutral faces, since FER2013 has no calm), many times over. The pairs are not real:
 one person's face and voice are correlated in ways random pairs are not, so this measures the rule's
@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..constants import EMOTIONS, FER_TO_EMOTION
 from ..fusion import FACE_FULL_FRAMES, VOICE_FULL_SECONDS, fuse
-from ..registry import REPORTS_DIR
+from ..registry import REPORTS_DIR, VOICE_OOF
 
 
 def pseudo_paired(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: int = 0) -> dict:
@@ -93,9 +93,9 @@ def neutral_conflicts(voice_csv: Path, face_csv: Path, repeats: int = 20, seed: 
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    res = pseudo_paired(REPORTS_DIR / "voice_ensemble_oof.csv", REPORTS_DIR / "face_private.csv", seed=args.seed)
-    res["neutral_conflicts"] = neutral_conflicts(REPORTS_DIR / "voice_ensemble_oof.csv", REPORTS_DIR / "face_private.csv",
-                                                 seed=args.seed)
+    res = pseudo_paired(REPORTS_DIR / VOICE_OOF, REPORTS_DIR / "face_private.csv", seed=args.seed)
+    res["neutral_conflicts"] = neutral_conflicts(REPORTS_DIR / VOICE_OOF, REPORTS_DIR / "face_private.csv", seed=args.seed)
+    res["voice_oof"] = VOICE_OOF
     if not args.quick:
         (Path(args.reports or REPORTS_DIR) / "fusion_pseudo_paired.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

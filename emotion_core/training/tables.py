@@ -262,6 +262,10 @@ def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False,
         out = {}
         if only == "voice-unseen":
             part = unseen_voice_faithfulness(data_dir, per_class=1 if quick else 8, samples=60 if quick else 200)
+        elif only == "voice":
+            out["voice_bands.json"], part = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15,
+                                                         samples=60 if quick else 200)
+            out["voice_bands.json"]["command"] = part["command"] = "python -m emotion_core tables --data DATA_DIR --only voice"
         else:
             out[OCCLUSION_REGIONS], part = occlusion_faithfulness(data_dir / "fer2013", per_class=2 if quick else 100)
         path = reports / "faithfulness.json"
@@ -273,7 +277,8 @@ def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False,
         return {"faithfulness": faith, **out}
     ft, ff = face_tables(data_dir / "fer2013", per_class=5 if quick else 100, study_per_class=2 if quick else 20)
     vt, vf = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15, samples=60 if quick else 200)
-    faith = {"face": ff, "voice": vf}
+    path = reports / "faithfulness.json"
+    faith = {**(json.loads(path.read_text()) if path.exists() else {}), "face": ff, "voice": vf}  # keep the --only parts
     if not quick:
         (reports / "face_regions.json").write_text(json.dumps(ft, indent=2))
         (reports / "voice_bands.json").write_text(json.dumps(vt, indent=2))

@@ -445,16 +445,17 @@ def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
     pd.concat(frames).to_csv(path, index=False, float_format="%.6g")  # 6 significant digits: small ones too
 
 
-def write_ravdess_ensemble_oof(table: Table, five_ens: np.ndarray, inputs: Path, path: Path) -> None:
-    """The candidate ensemble's RAVDESS 5-fold out-of-fold predictions in ``voice_oof.csv``'s layout (file,
-    actor, fold, intensity, statement), which the misclassifications page reads."""
+def write_ravdess_ensemble_oof(table: Table, five_ens: np.ndarray, temperature: float, inputs: Path, path: Path) -> None:
+    """The candidate ensemble's RAVDESS 5-fold out-of-fold probabilities at its temperature (as the app gives
+    them) in ``voice_oof.csv``'s layout (file, actor, fold, intensity, statement): ``registry.VOICE_OOF``."""
     import pandas as pd
 
     rav = table.corpora == "ravdess"
     base = pd.read_csv(inputs / "voice_oof.csv").set_index("file")
     out = base.loc[[Path(f).name for f in table.files[rav]]].reset_index().drop(columns=[*EMOTIONS, "pred"])
-    out["pred"] = [EMOTIONS[i] for i in five_ens[rav].argmax(1)]
-    out[list(EMOTIONS)] = np.round(five_ens[rav], 5)
+    p = power(five_ens[rav], temperature)
+    out["pred"] = [EMOTIONS[i] for i in p.argmax(1)]
+    out[list(EMOTIONS)] = np.round(p, 5)
     out.to_csv(path, index=False)
 
 
@@ -564,7 +565,8 @@ def main(args: argparse.Namespace) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "voice_corpora.json").write_text(json.dumps(res, indent=2) + "\n")
     write_oof(table, tables, reports / "voice_corpora_oof.csv")
-    write_ravdess_ensemble_oof(table, tables["ravdess_5fold_ensemble"], REPORTS_DIR, reports / "voice_ravdess_ensemble_oof.csv")
+    write_ravdess_ensemble_oof(table, tables["ravdess_5fold_ensemble"], res["shipped"]["temperature"], REPORTS_DIR,
+                               reports / "voice_ravdess_ensemble_oof.csv")
     print(json.dumps(summary(res), indent=2))
     better = shipping_gain(res)
     if args.final and better > 0:
