@@ -79,14 +79,16 @@ def _two_corpora(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Corpus 'urdu' says neutral, 'turev' says calm for the same quiet voices; both have angry."""
     rng = np.random.default_rng(seed)
     quiet, loud = rng.normal(0, 1, 12), rng.normal(0, 1, 12)
-    x, y, c = [], [], []
-    for corpus, soft in (("urdu", "neutral"), ("turev", "calm")):
-        for label, centre in ((soft, quiet), ("angry", loud)):
-            for _ in range(30):
-                x.append(centre + rng.normal(0, 0.4, 12))
-                y.append(E(label))
-                c.append(corpus)
-    return np.array(x), np.array(y), np.array(c)
+    groups = [(corpus, label, centre) for corpus, soft in (("urdu", "neutral"), ("turev", "calm"))
+              for label, centre in ((soft, quiet), ("angry", loud))]
+    return _clusters(groups, 30, 0.4, rng)
+
+
+def _clusters(groups: list[tuple[str, str, np.ndarray]], n: int, spread: float, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` features around each (corpus, label, centre), their labels and corpora."""
+    x = np.concatenate([centre + rng.normal(0, spread, (n, len(centre))) for _, _, centre in groups])
+    return x, np.repeat([E(label) for _, label, _ in groups], n), np.repeat([corpus for corpus, _, _ in groups], n)
 
 
 def test_the_loss_covers_only_each_corpus_classes() -> None:
@@ -220,14 +222,8 @@ def _shifted_corpora(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     surprised[0], angry[1] = 2.0, 2.0
     room = np.zeros(6)
     room[[0, 1, 5]] = 1.6, -1.2, 3.0
-    x, y, c = [], [], []
-    for corpus, label, centre in (("ravdess", "surprised", surprised), ("ravdess", "angry", angry),
-                                  ("urdu", "angry", angry + room), ("urdu", "sad", -angry + room)):
-        for _ in range(40):
-            x.append(centre + rng.normal(0, 0.5, 6))
-            y.append(E(label))
-            c.append(corpus)
-    return np.array(x), np.array(y), np.array(c)
+    return _clusters([("ravdess", "surprised", surprised), ("ravdess", "angry", angry),
+                      ("urdu", "angry", angry + room), ("urdu", "sad", -angry + room)], 40, 0.5, rng)
 
 
 def test_the_compatible_loss_keeps_a_labelled_corpus_out_of_classes_it_excludes() -> None:
