@@ -135,8 +135,10 @@ def test_training_commands_still_answer_through_the_main_entry() -> None:
 
 REFERENCE = ROOT / "tests" / "reference"
 """analyze --json on the shared clips: first written by the code before the runtime/training split (58894e3), so
-the split changed nothing; rewritten on 2026-11-26 when the face model changed (FER2013 + SFEW, aligned crops), by
-the same command lines as below (the ``summary`` key, newer than the reference, left out)."""
+the split changed nothing; rewritten on 2026-11-26 when the face model changed (FER2013 + SFEW, aligned crops) and
+again when the voice probe's head changed (three corpora; the voice-only clip no_face.mp4 went from fearful to calm;
+the baseline runs changed only by the ensemble's temperature), by the same command lines as below (the ``summary``
+key, newer than the reference, left out)."""
 CLIPS = ["talking_face_speech.mp4", "single_face_speech.mp4", "WolfgangLanger_Pexels.mp4", "single_face.mp4",
          "no_face.mp4", "single_face.jpg"]
 

@@ -139,7 +139,12 @@ def test_voice_timeline_follows_the_known_segments(tmp_path: Path) -> None:
 
 
 def test_evaluate_data_and_adapt_on_a_shared_corpus(tmp_path: Path) -> None:
-    """`evaluate data` and `adapt` on real URDU clips: a profile fitted on some speakers, scored on others."""
+    """`evaluate data` and `adapt` on real URDU clips: a profile fitted on some speakers, scored on others.
+
+    Since 2026-11-26 the shipped voice model's member 2 was trained on every URDU clip (it reads these speakers
+    almost perfectly), so this checks the round trip and that the profile does no harm; what a profile buys on
+    speakers a model never heard is reports/adapt_curve.json (the RAVDESS-only model) and, on generated
+    voices, tests/test_own_data.py."""
     root = SHARED / "urdu-16k"
     clips = sorted(root.rglob("*.flac"))
     speaker = {p: p.stem.split("_")[0] for p in clips}
@@ -163,4 +168,4 @@ def test_evaluate_data_and_adapt_on_a_shared_corpus(tmp_path: Path) -> None:
                 str(tmp_path / "urdu.profile"))
     assert before["n"] == after["n"] == len(test) and not before["failed"]
     assert set(made["classes"]) == {"neutral", "happy", "sad", "angry"} and after["profile"]["name"] == "urdu"
-    assert after["accuracy"] > before["accuracy"] + 0.15, (before["accuracy"], after["accuracy"])
+    assert after["accuracy"] >= before["accuracy"] - 0.05, (before["accuracy"], after["accuracy"])

@@ -42,7 +42,7 @@ from ..constants import EMOTIONS, SAMPLE_RATE
 from ..inference import pool_voice, predict_voice_windows
 from ..metrics import fit_temperature, nll
 from ..profile import balanced_weights, fit_softmax
-from ..registry import REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
+from ..registry import REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_checkpoint, load_model, save_checkpoint
 from ..voice_ensemble import StandardisedLinear, VoiceProbe
 from .augment import FAMILIES, augment
 from .corpora import CORPUS_CLASSES, Clip, compatible_targets, corpus_mask, find_corpora, ravdess_folds
@@ -482,8 +482,6 @@ def finetuned_oof(table: Table, new: dict[str, np.ndarray], clean: dict[str, np.
 def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
     """Fit the probe's head on every clip of the three corpora with the recipe and write it into the shipped
     voice_probe.pt, whose personal-baseline head (RAVDESS, ``train voice-probe``) it keeps (module docstring)."""
-    from ..registry import load_checkpoint
-
     path = Path(args.weights or WEIGHTS_DIR) / "voice_probe.pt"
     probe, old = load_checkpoint(path)
     if args.whisper and probe.cfg != build_probe(args.whisper).cfg:
