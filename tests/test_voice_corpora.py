@@ -134,7 +134,8 @@ def test_corpus_scores_take_predictions_among_the_corpus_classes() -> None:
     assert set(s["recall"]) == {"neutral", "sad", "angry"}  # happy has no clip here
 
 
-@pytest.mark.parametrize("folder", ["reports", "reports/voice_corpora_base", "reports/voice_corpora_compatible"])
+@pytest.mark.parametrize("folder", ["reports", "reports/voice_corpora_base", "reports/voice_corpora_compatible",
+                                    "reports/voice_corpora_compatible_all"])
 def test_committed_report_matches_its_out_of_fold_predictions(folder: str) -> None:
     """The masked-loss recipe's report (reports/), the multilingual-encoder measurement and the shipped
     compatible-loss head's report beside it."""
