@@ -258,29 +258,32 @@ OCCLUSION_REGIONS = "face_regions_occlusion.json"
 def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False, only: str | None = None) -> dict:
     data_dir, reports = Path(data_dir), Path(reports)
     reports.mkdir(parents=True, exist_ok=True)
+    path = reports / "faithfulness.json"
+    faith = json.loads(path.read_text()) if path.exists() else {}  # what this run does not measure is kept
+
+    def voice() -> tuple[dict, dict]:
+        return voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15, samples=60 if quick else 200)
+
     if only:  # one measurement, merged into the committed faithfulness report
         out = {}
         if only == "voice-unseen":
             part = unseen_voice_faithfulness(data_dir, per_class=1 if quick else 8, samples=60 if quick else 200)
         elif only == "voice":
-            out["voice_bands.json"], part = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15,
-                                                         samples=60 if quick else 200)
+            out["voice_bands.json"], part = voice()
             out["voice_bands.json"]["command"] = part["command"] = "python -m emotion_core tables --data DATA_DIR --only voice"
         else:
             out[OCCLUSION_REGIONS], part = occlusion_faithfulness(data_dir / "fer2013", per_class=2 if quick else 100)
-        path = reports / "faithfulness.json"
-        faith = {**(json.loads(path.read_text()) if path.exists() else {}), only.replace("-", "_"): part}
+        faith[only.replace("-", "_")] = part
         if not quick:
             path.write_text(json.dumps(faith, indent=2))
             for name, table in out.items():
                 (reports / name).write_text(json.dumps(table, indent=2))
         return {"faithfulness": faith, **out}
     ft, ff = face_tables(data_dir / "fer2013", per_class=5 if quick else 100, study_per_class=2 if quick else 20)
-    vt, vf = voice_tables(data_dir / "ravdess-speech-16k", per_class=1 if quick else 15, samples=60 if quick else 200)
-    path = reports / "faithfulness.json"
-    faith = {**(json.loads(path.read_text()) if path.exists() else {}), "face": ff, "voice": vf}  # keep the --only parts
+    vt, vf = voice()
+    faith |= {"face": ff, "voice": vf}
     if not quick:
         (reports / "face_regions.json").write_text(json.dumps(ft, indent=2))
         (reports / "voice_bands.json").write_text(json.dumps(vt, indent=2))
-        (reports / "faithfulness.json").write_text(json.dumps(faith, indent=2))
+        path.write_text(json.dumps(faith, indent=2))
     return {"face_regions": ft, "voice_bands": vt, "faithfulness": faith}

@@ -513,15 +513,15 @@ FT_COMMAND = ("python -m emotion_core train voice-finetune --data ../shared/data
               "--finetuned runs/finetune")
 
 
-def run_command(args: argparse.Namespace, recipe: str) -> str:
+def run_command(args: argparse.Namespace, recipe: str, loss: str = LOSS) -> str:
     """The command that reproduces this run, as the report records it (``COMMAND`` for the default run)."""
     parts = [COMMAND.replace("--out runs/corpora", f"--out {args.out}")]
     if args.whisper:
         parts.append(f"--whisper {args.whisper}")
     if recipe != RECIPE:
         parts.append(f"--recipe '{recipe}'")
-    if getattr(args, "loss", None) and args.loss != LOSS:
-        parts.append(f"--loss {args.loss}")
+    if loss != LOSS:
+        parts.append(f"--loss {loss}")
     if args.reports:
         parts.append(f"--reports {args.reports}")
     if not args.final:
@@ -542,7 +542,7 @@ def main(args: argparse.Namespace) -> int:
     n_features = table.feats["clean"].shape[1]
     loss = getattr(args, "loss", None) or LOSS
     ev = evaluate_stage(table, n_features, recipe=recipe, loss=loss)
-    command = run_command(args, recipe)
+    command = run_command(args, recipe, loss)
     res = ev["results"] | {"command": command, "encoder": args.whisper or "tiny.en",
                            "protocol": ("one corpus out: trained on the other two corpora (all their clips), tested on "
                                         "every clip of the held-out one; RAVDESS 5-fold: actors 01-04, 05-08, 09-12, "
