@@ -13,6 +13,7 @@ from conftest import face_frame, voiced_signal, write_video
 from emotion_core.__main__ import main
 from emotion_core.constants import EMOTIONS
 from emotion_core.fusion import VOICE_PRIOR, FusionConfig, fuse
+from emotion_core.registry import VOICE_OOF
 from emotion_core.training.datasets import parse_ravdess_name
 from emotion_core.training.ravdess_av import ClipTable, audio_twin, av_clips, evaluate_table, fit_prior
 
@@ -107,7 +108,7 @@ def test_ravdess_av_command(av_dir: Path, tmp_path: Path, capsys: pytest.Capture
     clips = pd.read_csv(out / "av_clips.csv")
     assert len(clips) == 5 and clips["face_frames_used"].min() > 0 and clips["voiced_seconds"].min() > 0
     # actors 01-20: the voice is the committed out-of-fold prediction of the audio-only twin
-    oof = pd.read_csv(ROOT / "reports" / "voice_ensemble_oof.csv")
+    oof = pd.read_csv(ROOT / "reports" / VOICE_OOF)
     oof = oof.set_index(oof["file"].map(lambda f: Path(f).stem))
     row = clips.set_index("file").loc["01-01-03-01-01-01-01.mp4"]
     assert row["voice_source"] == "out-of-fold"

@@ -143,8 +143,8 @@ def test_evaluate_data_and_adapt_on_a_shared_corpus(tmp_path: Path) -> None:
 
     Since 2026-11-26 the shipped voice model's member 2 was trained on every URDU clip (it reads these speakers
     almost perfectly), so this checks the round trip and that the profile does no harm; what a profile buys on
-    speakers a model never heard is reports/adapt_curve.json (the RAVDESS-only model) and, on generated
-    voices, tests/test_own_data.py."""
+    speakers a model never heard is reports/adapt_curve.json (the shipped recipe one corpus out) and, on
+    generated voices, tests/test_own_data.py."""
     root = SHARED / "urdu-16k"
     clips = sorted(root.rglob("*.flac"))
     speaker = {p: p.stem.split("_")[0] for p in clips}

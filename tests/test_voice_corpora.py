@@ -18,7 +18,14 @@ from emotion_core.constants import EMOTIONS
 from emotion_core.training.augment import FAMILIES, augment
 from emotion_core.training.corpora import CORPUS_CLASSES, find_corpus
 from emotion_core.training.train_probe import ABSENT_CLASS_LOGIT
-from emotion_core.training.voice_corpora import RECIPE, balanced_weights, corpus_scores, fit_masked_head, head_probabilities
+from emotion_core.training.voice_corpora import (
+    RECIPE,
+    Table,
+    balanced_weights,
+    corpus_scores,
+    fit_masked_head,
+    head_probabilities,
+)
 from emotion_core.voice_ensemble import StandardisedLinear
 
 E = EMOTIONS.index
@@ -162,12 +169,9 @@ def test_committed_report_matches_its_out_of_fold_predictions(folder: str) -> No
     assert set(CORPUS_CLASSES) == set(report["corpus_out"])
 
 
-def test_a_clean_only_recipe_is_measured_without_the_augmented_copies(tmp_path: Path) -> None:
-    """``--recipe clean`` (features of the clean clips only): the protocols run on the recipes those
-    features allow, and the report names the candidate recipe."""
-    from emotion_core.training.voice_corpora import Table, evaluate_stage
-
-    rng = np.random.default_rng(0)
+def synthetic_table(seed: int = 0) -> Table:
+    """Every corpus with its own classes, six features that carry the label, uniform member-1 probabilities."""
+    rng = np.random.default_rng(seed)
     files, labels, speakers, corpora = [], [], [], []
     for corpus, classes in CORPUS_CLASSES.items():
         n_spk = 20 if corpus == "ravdess" else 4
@@ -180,11 +184,20 @@ def test_a_clean_only_recipe_is_measured_without_the_augmented_copies(tmp_path: 
     labels_a = np.array(labels)
     feats = rng.normal(size=(len(labels), 6)) + np.eye(len(EMOTIONS), 6)[labels_a] * 3
     probs = np.full((len(labels), len(EMOTIONS)), 1 / len(EMOTIONS))
-    table = Table(np.array(files), labels_a, np.array(speakers), np.array(corpora), {"clean": feats.astype(np.float32)},
-                  {"today": probs.copy(), "finetuned": probs.copy()})
-    rav = np.array(corpora) == "ravdess"
+    return Table(np.array(files), labels_a, np.array(speakers), np.array(corpora), {"clean": feats.astype(np.float32)},
+                 {"today": probs.copy(), "finetuned": probs.copy()})
+
+
+def test_a_clean_only_recipe_is_measured_without_the_augmented_copies(tmp_path: Path) -> None:
+    """``--recipe clean`` (features of the clean clips only): the protocols run on the recipes those
+    features allow, and the report names the candidate recipe."""
+    from emotion_core.training.voice_corpora import evaluate_stage
+
+    table = synthetic_table()
+    files, probs = table.files, table.shipped["finetuned"]
+    rav = table.corpora == "ravdess"
     for name in ("voice_oof.csv", "voice_ensemble_oof.csv"):
-        df = pd.DataFrame({"file": [Path(f).name for f in np.array(files)[rav]]})
+        df = pd.DataFrame({"file": [Path(f).name for f in files[rav]]})
         df[list(EMOTIONS)] = probs[rav]
         df.to_csv(tmp_path / name, index=False)
     res = evaluate_stage(table, 6, tmp_path, recipe="clean")["results"]
@@ -261,3 +274,32 @@ def test_the_shipped_probe_is_the_compatible_loss_report_s() -> None:
     others = ("urdu", "turev")
     gain = np.mean([report["corpus_out"][c]["ensemble"]["uar"] - report["corpus_out"][c]["today"]["uar"] for c in others])
     assert gain > 0 and shipped["ravdess_5fold"] >= 0.78
+    # `evaluate voice --data oof` summarises the shipped model's committed RAVDESS out-of-fold predictions
+    from emotion_core.registry import VOICE_OOF
+    from emotion_core.training.train_voice import summarize_oof
+
+    summary = summarize_oof(ROOT / "reports" / VOICE_OOF)
+    assert abs(summary["mean_fold_accuracy"] - shipped["ravdess_5fold"]) < 1e-3
+    oof = pd.read_csv(ROOT / "reports" / VOICE_OOF)
+    emotional = oof[~oof["true"].isin(["neutral", "calm"])]
+    assert len(emotional) == 960 and len(summary["fold_accuracy_without_baseline_clips"]) == 5
+    assert min(summary["fold_accuracy_without_baseline_clips"]) <= (emotional["true"] == emotional["pred"]).mean()
+
+
+def test_the_learning_curve_starts_from_a_model_that_never_heard_the_corpus() -> None:
+    """``adapt_curve.corpus_out_base``: the shipped recipe refitted without the corpus, so the held-out
+    corpus's labels cannot change its base predictions; what it returns is a log-probability table."""
+    from emotion_core.training.adapt_curve import corpus_out_base
+
+    meta = {"loss": "compatible", "c": 0.1, "ensemble_weight": 0.5, "temperature": 1.2}
+    table = synthetic_table()
+    z, logp = corpus_out_base(table, "urdu", meta, ("clean",))
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1, atol=1e-6)
+    urdu = table.corpora == "urdu"
+    table.labels[urdu] = np.roll(table.labels[urdu], 1)  # other labels for the held-out corpus only
+    z2, logp2 = corpus_out_base(table, "urdu", meta, ("clean",))
+    np.testing.assert_allclose(logp2, logp)
+    np.testing.assert_allclose(z2, z)
+    classes = [E(c) for c in CORPUS_CLASSES["urdu"]]
+    pred = np.array(classes)[logp[urdu][:, classes].argmax(1)]
+    assert (pred == np.roll(table.labels[urdu], -1)).mean() > 0.7  # the features still carry the true label

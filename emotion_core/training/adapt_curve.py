@@ -2,16 +2,20 @@
 
     python -m emotion_core evaluate adapt-curve --data ../shared/data --out runs/corpora
 
-For URDU and TurEV-DB (corpora the shipped voice model never heard), speakers are split into five
-groups (TurEV-DB: its six speakers one at a time). For each held-out group, k = 5, 10 and 20
-labelled clips per emotion are drawn from the *other* speakers of the same corpus (five draws), a
-profile is fitted on them with ``profile.fit_profile`` (the code behind ``adapt`` and the app), and
-every clip of the held-out speakers is scored, predictions among the corpus's emotions. "none" is the
-shipped model without a profile; "all" fits on every clip of the other speakers.
+A profile is for a corpus the model never heard, and the shipped voice model heard URDU and TurEV-DB
+(``train voice-corpora``). So for each of them the base model is the shipped recipe *one corpus out*:
+member 2's plain head refitted as the checkpoint says it was (its feature copies, loss and C) on the other
+two corpora, in the geometric mean with member 1 (RAVDESS only) at the shipped weight and temperature.
+Its speakers are split into five groups (TurEV-DB: its six speakers one at a time). For each held-out
+group, k = 5, 10 and 20 labelled clips per emotion are drawn from the *other* speakers of the same corpus
+(five draws), a profile is fitted on them with ``profile.fit_profile`` (the code behind ``adapt`` and the
+app) over that base model, and every clip of the held-out speakers is scored, predictions among the
+corpus's emotions. "none" is the base model without a profile; "all" fits on every clip of the other
+speakers.
 
-Inputs come from the cache of ``train voice-corpora`` (stage 1: the shipped model's clip
-probabilities and the frozen encoder's clip features, pooled over voiced windows as ``adapt`` does).
-Writes ``reports/adapt_curve.json``.
+Inputs come from the cache of ``train voice-corpora`` (stage 1: member 1's clip probabilities and the
+frozen encoder's clip features, pooled over voiced windows as ``adapt`` does). Writes
+``reports/adapt_curve.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import numpy as np
 from ..constants import EMOTIONS
 from ..profile import adapted_logprobs, fit_profile
 from ..registry import REPORTS_DIR, load_model
-from .voice_corpora import Table, corpus_scores, features_stage
+from .train_probe import PROBE_C, geometric, power
+from .voice_corpora import LOSS, Table, corpus_scores, features_stage, head_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +104,32 @@ def curve(table: Table, corpus: str, z: np.ndarray, logp: np.ndarray) -> dict:
                          for s, v in per.items()}}
 
 
+def corpus_out_base(table: Table, corpus: str, meta: dict, variants: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised features and log-probabilities of every clip under the shipped recipe trained without
+    ``corpus``: what a profile starts from on a corpus the model never heard."""
+    head = table.fit_probe(table.corpora != corpus, variants, table.feats["clean"].shape[1], meta.get("loss", LOSS),
+                           meta.get("c", PROBE_C))
+    x = table.feats["clean"]
+    p = geometric(table.shipped["finetuned"], head_probabilities(head, x), float(meta.get("ensemble_weight", 1.0)))
+    z = (x - head.mean.numpy()) / head.scale.numpy()
+    return z, np.log(np.clip(power(p, float(meta.get("temperature", 1.0))), 1e-12, 1))
+
+
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    features_stage(args, out, variants=("clean",))
-    table = Table.load(out, variants=("clean",))
-    head = load_model("voice", args.compare_weights).model.probe.head
-    z = (table.feats["clean"] - head.mean.numpy()) / head.scale.numpy()
-    logp = np.log(np.clip(table.shipped["today"], 1e-12, 1))
-    res = {"protocol": ("whole speakers held out (URDU: five groups of speakers; TurEV-DB: each of its six speakers); "
-                        f"k labelled clips per emotion from the other speakers of the same corpus, {DRAWS} draws; "
-                        "scores among the corpus's emotions, mean over groups and draws"),
-           "command": COMMAND}
+    meta = load_model("voice", args.compare_weights).meta
+    variants = tuple(meta.get("variants", ("clean",)))
+    features_stage(args, out, variants=variants)
+    table = Table.load(out, variants=variants)
+    res = {"protocol": ("the base model is the shipped recipe with the corpus held out (member 2's head refitted on "
+                        "the other two corpora, member 1 RAVDESS only); whole speakers held out (URDU: five groups "
+                        "of speakers; TurEV-DB: each of its six speakers); k labelled clips per emotion from the other "
+                        f"speakers of the same corpus, {DRAWS} draws; scores among the corpus's emotions, mean over "
+                        "groups and draws"),
+           "command": COMMAND, "base_model": {k: meta.get(k) for k in ("recipe", "loss", "ensemble_weight", "temperature")}}
     for corpus in ("urdu", "turev"):
+        z, logp = corpus_out_base(table, corpus, meta, variants)
         res[corpus] = curve(table, corpus, z, logp)
         log.info("%s: %s", corpus, {s: round(v["accuracy"], 3) for s, v in res[corpus]["settings"].items()})
     reports = Path(args.reports or REPORTS_DIR)

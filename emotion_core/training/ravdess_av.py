@@ -13,8 +13,8 @@ because RAVDESS video is not available here. A user who has it runs
    ``DIR/audio/<name>.wav`` and the 48x48 face crops as ``DIR/faces/<name>.npz`` (with their times).
 2. Honesty: the shipped voice model was trained on actors 01-20, whose audio-only files are the
    same performances. For those actors the voice branch is replaced by the committed out-of-fold
-   prediction of the clip's audio-only twin (``03-01-EE-II-SS-RR-AA``, from
-   ``reports/voice_ensemble_oof.csv``): a model that never heard the actor. Actors outside 01-20
+   prediction of the clip's audio-only twin (``03-01-EE-II-SS-RR-AA``, from the shipped voice model's
+   ``registry.VOICE_OOF``): a model that never heard the actor. Actors outside 01-20
    (21-24) get the shipped model. The face model never saw RAVDESS.
 3. Scores, per actor fold (01-04, ..., 17-20) and for any other actors together ("unseen"):
    voice only, face only, and fused with the shipped rule. With ``--fit``, the voice prior (the
@@ -42,7 +42,7 @@ from ..analysis import Analyzer
 from ..batch import run_batch
 from ..constants import EMOTIONS, SAMPLE_RATE
 from ..fusion import VOICE_PRIOR, FusionConfig, fuse
-from ..registry import REPORTS_DIR, WEIGHTS_DIR
+from ..registry import REPORTS_DIR, VOICE_OOF, WEIGHTS_DIR
 from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def run(data: str | Path, out: str | Path, fit: bool = False, install: bool = Fa
     log.info("%d audio-visual speech clips", len(items))
     stats = run_batch([it.path for it in items], out / "batch", workers)
     recordings = pd.read_parquet(out / "batch" / "recordings.parquet")
-    table = build_table(items, recordings, REPORTS_DIR / "voice_ensemble_oof.csv" if oof_path is None else oof_path)
+    table = build_table(items, recordings, REPORTS_DIR / VOICE_OOF if oof_path is None else oof_path)
     res = evaluate_table(table, fit)
     res["batch"] = {k: stats[k] for k in ("analysed", "skipped", "failed", "wall_s")}
     res["what"] = ("real audio-visual pairs: RAVDESS modality-01 speech clips; voice of actors 01-20 from the "
@@ -250,6 +250,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--install", action="store_true", help="with --fit: write weights/fusion.json for analyze")
     p.add_argument("--workers", type=int, default=None, help="parallel workers (default: cores, memory allowing)")
     p.add_argument("--export", metavar="DIR", help="also write the extracted audio (wav) and face crops (npz)")
-    p.add_argument("--oof", default=None, help="out-of-fold voice predictions (default reports/voice_ensemble_oof.csv)")
+    p.add_argument("--oof", default=None, help=f"out-of-fold voice predictions (default reports/{VOICE_OOF})")
     p.add_argument("--weights", default=None, help="with --install: weights folder (default weights/)")
     p.set_defaults(func=cmd_ravdess_av)

@@ -35,10 +35,10 @@ from ..inference import VoiceWindow, pool_voice, predict_voice_windows
 from ..metrics import fit_temperature, fold_accuracy, nll, summarize
 from ..models import VoiceConfig, VoiceNet
 from ..options import parse_overrides
-from ..registry import FILES, REPORTS_DIR, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
+from ..registry import FILES, REPORTS_DIR, VOICE_OOF, WEIGHTS_DIR, LoadedModel, load_model, save_checkpoint
 from ..whisper import WhisperEncoder
 from .datasets import ACTOR_FOLDS, RavdessItem, find_ravdess, fold_of, load_waveforms
-from .train_probe import build_probe, dataset_features, make_classifier, predict_proba
+from .train_probe import BASELINE_EMOTIONS, build_probe, dataset_features, make_classifier, predict_proba
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +370,9 @@ def summarize_oof(path: str | Path) -> dict:
     out["fold_accuracy"] = [float((g["true"] == g["pred"]).mean()) for _, g in df.groupby("fold")]
     out["mean_fold_accuracy"] = float(np.mean(out["fold_accuracy"]))
     out["actor_accuracy"] = {int(a): float((g["true"] == g["pred"]).mean()) for a, g in df.groupby("actor")}
+    # the clips the personal-baseline table scores: each actor's neutral and calm clips are their baseline
+    other = df[~df["true"].isin(BASELINE_EMOTIONS)]
+    out["fold_accuracy_without_baseline_clips"] = [float((g["true"] == g["pred"]).mean()) for _, g in other.groupby("fold")]
     return out
 
 
@@ -377,10 +380,12 @@ def evaluate(args: argparse.Namespace) -> int:
     """Score the shipped voice model on every RAVDESS-named clip under --data (e.g. unseen
     actors 21-24), through the same windowed path as ``analyze``; or, with --data oof,
     summarise the committed out-of-fold predictions of the shipped model (the ensemble of the
-    fine-tuned encoder and the frozen-encoder probe, ``voice_ensemble.py``) and of the fine-tuned one alone."""
+    fine-tuned encoder and the frozen-encoder probe, ``voice_ensemble.py``; ``registry.VOICE_OOF``), of the
+    ensemble with the RAVDESS-only probe shipped until 2026-11-26, and of the fine-tuned one alone."""
 
     if args.data == "oof":
-        res = {"shipped_ensemble": summarize_oof(REPORTS_DIR / "voice_ensemble_oof.csv"),
+        res = {"shipped_ensemble": summarize_oof(REPORTS_DIR / VOICE_OOF),
+               "ravdess_only_probe_ensemble": summarize_oof(REPORTS_DIR / "voice_ensemble_oof.csv"),
                "finetuned_alone": summarize_oof(REPORTS_DIR / "voice_oof.csv")}
     else:
         items = find_ravdess(args.data)

@@ -201,10 +201,11 @@ class Table:
         return (np.concatenate([self.feats[v][rows] for v in variants]), np.tile(self.labels[rows], len(variants)),
                 np.tile(self.corpora[rows], len(variants)))
 
-    def fit_probe(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int, loss: str = LOSS
-                  ) -> StandardisedLinear:
-        x, y, c = self.train_set(rows, variants)
-        return fit_masked_head(StandardisedLinear(n_features, len(EMOTIONS)), x, y, c, 1 / len(variants), loss=loss)
+    def fit_probe(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int, loss: str = LOSS,
+                  c: float = PROBE_C) -> StandardisedLinear:
+        x, y, corpora = self.train_set(rows, variants)
+        return fit_masked_head(StandardisedLinear(n_features, len(EMOTIONS)), x, y, corpora, 1 / len(variants), c,
+                               loss)
 
     def fit_baseline(self, rows: np.ndarray, variants: tuple[str, ...], n_features: int, loss: str = LOSS
                      ) -> StandardisedLinear:
