@@ -303,3 +303,27 @@ def test_the_learning_curve_starts_from_a_model_that_never_heard_the_corpus() ->
     classes = [E(c) for c in CORPUS_CLASSES["urdu"]]
     pred = np.array(classes)[logp[urdu][:, classes].argmax(1)]
     assert (pred == np.roll(table.labels[urdu], -1)).mean() > 0.7  # the features still carry the true label
+
+
+def test_the_baseline_measurement_never_scores_a_baseline_clip() -> None:
+    """``adapt_curve.baseline_split``: half of each speaker's neutral or calm clips (rounded up) are their
+    baseline, never scored; speakers with fewer than two such clips are left out; ``baseline_transfer``
+    scores the rest through both paths."""
+    from emotion_core.training.adapt_curve import baseline_split, baseline_transfer
+    from emotion_core.voice_ensemble import StandardisedLinear
+
+    labels = [E("neutral")] * 5 + [E("angry")] * 3 + [E("neutral")] + [E("happy")] * 2
+    speakers = ["urdu:A"] * 8 + ["urdu:B"] * 3
+    n = len(labels)
+    feats = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    probs = np.full((n, len(EMOTIONS)), 1 / len(EMOTIONS))
+    table = Table(np.array([f"f{i}" for i in range(n)]), np.array(labels), np.array(speakers), np.array(["urdu"] * n),
+                  {"clean": feats}, {"today": probs, "finetuned": probs})
+    rows, baselines = baseline_split(table, "urdu")
+    assert set(baselines) == {"urdu:A"} and len(baselines["urdu:A"]) == 3
+    assert set(baselines["urdu:A"]) <= set(range(5)) and not set(rows) & set(baselines["urdu:A"])
+    assert sorted(rows) == sorted(set(range(8)) - set(baselines["urdu:A"]))
+    head = StandardisedLinear(8, len(EMOTIONS))
+    res = baseline_transfer(table, "urdu", np.log(probs), head, {"ensemble_weight": 0.5, "temperature": 1.0})
+    assert res["n_scored"] == 5 and res["n_at_ease"] == 2 and res["baseline_clips"] == 3
+    assert set(res["plain"]) == set(res["with_baseline"]) == {"accuracy", "uar", "at_ease_recall", "emotional_accuracy"}

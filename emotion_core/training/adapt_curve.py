@@ -13,6 +13,10 @@ app) over that base model, and every clip of the held-out speakers is scored, pr
 corpus's emotions. "none" is the base model without a profile; "all" fits on every clip of the other
 speakers.
 
+The same base model also measures the shipped **personal baseline** on these corpora (``baseline_transfer``):
+each speaker with two or more neutral (URDU) or calm (TurEV-DB) clips gives half of them as their baseline
+recording, and the rest of their clips are read through the baseline path and through the plain one.
+
 Inputs come from the cache of ``train voice-corpora`` (stage 1: member 1's clip probabilities and the
 frozen encoder's clip features, pooled over voiced windows as ``adapt`` does). Writes
 ``reports/adapt_curve.json``.
@@ -26,11 +30,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..constants import EMOTIONS
 from ..profile import adapted_logprobs, fit_profile
 from ..registry import REPORTS_DIR, load_model
-from .train_probe import PROBE_C, geometric, power
+from .corpora import CORPUS_CLASSES
+from .train_probe import BASELINE_EMOTIONS, PROBE_C, geometric, power
 from .voice_corpora import LOSS, Table, corpus_scores, features_stage, head_probabilities
 
 log = logging.getLogger(__name__)
@@ -56,8 +62,6 @@ def speaker_groups(speakers: np.ndarray, n_groups: int = N_GROUPS) -> list[np.nd
 def profile_probs(logp_train: np.ndarray, z_train: np.ndarray, y_train: np.ndarray, logp_test: np.ndarray,
                   z_test: np.ndarray) -> np.ndarray:
     """Fit a profile on the training clips and return the test clips' adapted probabilities."""
-    import torch
-
     prof = fit_profile(logp_train, z_train, y_train, "curve", {})
     seen = torch.tensor([EMOTIONS.index(c) for c in prof.classes])
     out = adapted_logprobs(torch.from_numpy(logp_test), torch.from_numpy(z_test), seen,
@@ -115,10 +119,58 @@ def corpus_out_base(table: Table, corpus: str, meta: dict, variants: tuple[str, 
     return z, np.log(np.clip(power(p, float(meta.get("temperature", 1.0))), 1e-12, 1))
 
 
+def baseline_split(table: Table, corpus: str, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """For every speaker of ``corpus`` with two or more neutral or calm clips: half of those clips (rounded
+    up, drawn with ``seed``) are their baseline recording; the rest of their clips are scored. Returns the
+    scored rows and each speaker's baseline rows."""
+    base_class = np.isin(table.labels, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
+    rng = np.random.default_rng(seed)
+    scored, baselines = [], {}
+    for spk in np.unique(table.speakers[table.corpora == corpus]):
+        rows = np.flatnonzero(table.speakers == spk)
+        cand = rng.permutation(rows[base_class[rows]])
+        if len(cand) < 2:
+            continue
+        baselines[str(spk)] = np.sort(cand[: (len(cand) + 1) // 2])
+        scored.append(rows[~np.isin(rows, baselines[str(spk)])])
+    return (np.concatenate(scored) if scored else np.zeros(0, int)), baselines
+
+
+def baseline_transfer(table: Table, corpus: str, logp: np.ndarray, baseline_head: torch.nn.Module, meta: dict) -> dict:
+    """The shipped personal-baseline path (member 1 with the baseline head, which learned from RAVDESS only)
+    on a corpus it never heard, against the plain path ``logp`` on the same clips: accuracy and UAR among
+    the corpus's emotions, the recall of the baseline's own emotion on the speakers' *other* neutral or calm
+    clips (a person at ease should still read so), and accuracy on their emotional clips."""
+    rows, baselines = baseline_split(table, corpus)
+    if not len(rows):
+        return {"n_speakers": 0}
+    x = table.feats["clean"]
+    base = np.stack([x[baselines[str(table.speakers[r])]].mean(0) for r in rows])
+    with torch.no_grad():
+        head = baseline_head(torch.from_numpy(np.hstack([x[rows], x[rows] - base])).to(baseline_head.mean.dtype))
+        p_head = torch.softmax(head.double(), -1).numpy()
+    with_base = power(geometric(table.shipped["finetuned"][rows], p_head, float(meta.get("ensemble_weight", 1.0))),
+                      float(meta.get("temperature", 1.0)))
+    y = table.labels[rows]
+    at_ease = np.isin(y, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
+    classes = np.array([EMOTIONS.index(e) for e in CORPUS_CLASSES[corpus]])
+
+    def scores(p: np.ndarray) -> dict:
+        pred = classes[p[:, classes].argmax(1)]
+        s = corpus_scores(y, p, corpus)
+        return {"accuracy": s["accuracy"], "uar": s["uar"], "at_ease_recall": float((pred[at_ease] == y[at_ease]).mean()),
+                "emotional_accuracy": float((pred[~at_ease] == y[~at_ease]).mean())}
+
+    return {"n_speakers": len(baselines), "n_scored": int(len(rows)), "n_at_ease": int(at_ease.sum()),
+            "baseline_clips": int(sum(len(b) for b in baselines.values())),
+            "plain": scores(np.exp(logp[rows])), "with_baseline": scores(with_base)}
+
+
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = load_model("voice", args.compare_weights).meta
+    shipped = load_model("voice", args.compare_weights)
+    meta = shipped.meta
     variants = tuple(meta.get("variants", ("clean",)))
     features_stage(args, out, variants=variants)
     table = Table.load(out, variants=variants)
@@ -131,8 +183,10 @@ def main(args: argparse.Namespace) -> int:
     for corpus in ("urdu", "turev"):
         z, logp = corpus_out_base(table, corpus, meta, variants)
         res[corpus] = curve(table, corpus, z, logp)
+        res[corpus]["baseline"] = baseline_transfer(table, corpus, logp, shipped.model.probe.baseline_head, meta)
         log.info("%s: %s", corpus, {s: round(v["accuracy"], 3) for s, v in res[corpus]["settings"].items()})
     reports = Path(args.reports or REPORTS_DIR)
     (reports / "adapt_curve.json").write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps({c: res[c]["settings"] for c in ("urdu", "turev")}, indent=2))
+    print(json.dumps({c: {"profile": res[c]["settings"], "baseline": res[c]["baseline"]} for c in ("urdu", "turev")},
+                     indent=2))
     return 0
