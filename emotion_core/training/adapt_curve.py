@@ -35,9 +35,9 @@ import torch
 from ..constants import EMOTIONS
 from ..profile import adapted_logprobs, fit_profile
 from ..registry import REPORTS_DIR, load_model
-from .corpora import CORPUS_CLASSES
+from ..voice_ensemble import StandardisedLinear
 from .train_probe import BASELINE_EMOTIONS, PROBE_C, geometric, power
-from .voice_corpora import LOSS, Table, corpus_scores, features_stage, head_probabilities
+from .voice_corpora import LOSS, Table, corpus_scores, features_stage, head_probabilities, speaker_relative
 
 log = logging.getLogger(__name__)
 
@@ -108,15 +108,20 @@ def curve(table: Table, corpus: str, z: np.ndarray, logp: np.ndarray) -> dict:
                          for s, v in per.items()}}
 
 
+def shipped_ensemble(p_finetuned: np.ndarray, p_probe: np.ndarray, meta: dict) -> np.ndarray:
+    """Member 1 and a member-2 head's probabilities combined as the shipped checkpoint says (weight, temperature)."""
+    return power(geometric(p_finetuned, p_probe, float(meta.get("ensemble_weight", 1.0))),
+                 float(meta.get("temperature", 1.0)))
+
+
 def corpus_out_base(table: Table, corpus: str, meta: dict, variants: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Standardised features and log-probabilities of every clip under the shipped recipe trained without
     ``corpus``: what a profile starts from on a corpus the model never heard."""
     head = table.fit_probe(table.corpora != corpus, variants, table.feats["clean"].shape[1], meta.get("loss", LOSS),
                            meta.get("c", PROBE_C))
     x = table.feats["clean"]
-    p = geometric(table.shipped["finetuned"], head_probabilities(head, x), float(meta.get("ensemble_weight", 1.0)))
     z = (x - head.mean.numpy()) / head.scale.numpy()
-    return z, np.log(np.clip(power(p, float(meta.get("temperature", 1.0))), 1e-12, 1))
+    return z, np.log(np.clip(shipped_ensemble(table.shipped["finetuned"], head_probabilities(head, x), meta), 1e-12, 1))
 
 
 def baseline_split(table: Table, corpus: str, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -136,7 +141,8 @@ def baseline_split(table: Table, corpus: str, seed: int = 0) -> tuple[np.ndarray
     return (np.concatenate(scored) if scored else np.zeros(0, int)), baselines
 
 
-def baseline_transfer(table: Table, corpus: str, logp: np.ndarray, baseline_head: torch.nn.Module, meta: dict) -> dict:
+def baseline_transfer(table: Table, corpus: str, logp: np.ndarray, baseline_head: StandardisedLinear,
+                      meta: dict) -> dict:
     """The shipped personal-baseline path (member 1 with the baseline head, which learned from RAVDESS only)
     on a corpus it never heard, against the plain path ``logp`` on the same clips: accuracy and UAR among
     the corpus's emotions, the recall of the baseline's own emotion on the speakers' *other* neutral or calm
@@ -144,26 +150,21 @@ def baseline_transfer(table: Table, corpus: str, logp: np.ndarray, baseline_head
     rows, baselines = baseline_split(table, corpus)
     if not len(rows):
         return {"n_speakers": 0}
-    x = table.feats["clean"]
-    base = np.stack([x[baselines[str(table.speakers[r])]].mean(0) for r in rows])
-    with torch.no_grad():
-        head = baseline_head(torch.from_numpy(np.hstack([x[rows], x[rows] - base])).to(baseline_head.mean.dtype))
-        p_head = torch.softmax(head.double(), -1).numpy()
-    with_base = power(geometric(table.shipped["finetuned"][rows], p_head, float(meta.get("ensemble_weight", 1.0))),
-                      float(meta.get("temperature", 1.0)))
+    is_base = np.zeros(len(table.labels), bool)
+    is_base[np.concatenate(list(baselines.values()))] = True
+    rel, _ = speaker_relative(table.feats["clean"], table.labels, table.speakers, is_base)
+    with_base = shipped_ensemble(table.shipped["finetuned"][rows], head_probabilities(baseline_head, rel[rows]), meta)
     y = table.labels[rows]
     at_ease = np.isin(y, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
-    classes = np.array([EMOTIONS.index(e) for e in CORPUS_CLASSES[corpus]])
 
     def scores(p: np.ndarray) -> dict:
-        pred = classes[p[:, classes].argmax(1)]
         s = corpus_scores(y, p, corpus)
-        return {"accuracy": s["accuracy"], "uar": s["uar"], "at_ease_recall": float((pred[at_ease] == y[at_ease]).mean()),
-                "emotional_accuracy": float((pred[~at_ease] == y[~at_ease]).mean())}
+        return {"accuracy": s["accuracy"], "uar": s["uar"],
+                "at_ease_recall": corpus_scores(y[at_ease], p[at_ease], corpus)["accuracy"],
+                "emotional_accuracy": corpus_scores(y[~at_ease], p[~at_ease], corpus)["accuracy"]}
 
     return {"n_speakers": len(baselines), "n_scored": int(len(rows)), "n_at_ease": int(at_ease.sum()),
-            "baseline_clips": int(sum(len(b) for b in baselines.values())),
-            "plain": scores(np.exp(logp[rows])), "with_baseline": scores(with_base)}
+            "baseline_clips": int(is_base.sum()), "plain": scores(np.exp(logp[rows])), "with_baseline": scores(with_base)}
 
 
 def main(args: argparse.Namespace) -> int:

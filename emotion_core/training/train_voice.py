@@ -367,12 +367,15 @@ def summarize_oof(path: str | Path) -> dict:
     y = df["true"].map(EMOTIONS.index).to_numpy()
     p = df[list(EMOTIONS)].to_numpy()
     out = summarize(y, p, EMOTIONS)
-    out["fold_accuracy"] = [float((g["true"] == g["pred"]).mean()) for _, g in df.groupby("fold")]
+
+    def by_fold(frame: pd.DataFrame) -> list[float]:
+        return [float((g["true"] == g["pred"]).mean()) for _, g in frame.groupby("fold")]
+
+    out["fold_accuracy"] = by_fold(df)
     out["mean_fold_accuracy"] = float(np.mean(out["fold_accuracy"]))
     out["actor_accuracy"] = {int(a): float((g["true"] == g["pred"]).mean()) for a, g in df.groupby("actor")}
     # the clips the personal-baseline table scores: each actor's neutral and calm clips are their baseline
-    other = df[~df["true"].isin(BASELINE_EMOTIONS)]
-    out["fold_accuracy_without_baseline_clips"] = [float((g["true"] == g["pred"]).mean()) for _, g in other.groupby("fold")]
+    out["fold_accuracy_without_baseline_clips"] = by_fold(df[~df["true"].isin(BASELINE_EMOTIONS)])
     return out
 
 

@@ -163,10 +163,13 @@ def head_probabilities(head: StandardisedLinear, x: np.ndarray) -> np.ndarray:
     return torch.softmax(head(torch.from_numpy(x).to(head.mean.dtype)).float(), -1).double().numpy()
 
 
-def speaker_relative(feats: np.ndarray, labels: np.ndarray, speakers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def speaker_relative(feats: np.ndarray, labels: np.ndarray, speakers: np.ndarray, is_base: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """[features, features - the speaker's baseline] and which rows have one; a speaker's baseline is
-    the mean of their neutral and calm clips (as in ``train_probe``), none when they have neither."""
-    is_base = np.isin(labels, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
+    the mean of their ``is_base`` clips (default: their neutral and calm clips, as in ``train_probe``),
+    none when they have none."""
+    if is_base is None:
+        is_base = np.isin(labels, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
     centred, has = np.zeros_like(feats), np.zeros(len(feats), bool)
     for s in np.unique(speakers):
         m = speakers == s
