@@ -12,8 +12,8 @@ from emotion_core.constants import EMOTIONS
 from emotion_core.errors import MediaError
 from emotion_core.html_report import render_html
 from emotion_core.session import SESSION_VIEW_S
-from pages.analysis_job import analysis_of
-from pages.common import (
+from pages.ui.analysis_job import analysis_of
+from pages.ui.common import (
     FORMATS_HELP,
     LIMITS_TEXT,
     BaselineChoice,
@@ -22,9 +22,12 @@ from pages.common import (
     get_analyzer,
     with_baseline,
 )
-from pages.sections import baseline_chooser, face_panel, profile_chooser, timeline_section, voice_panel
-from pages.session_view import session_section
-from pages.widgets import AGREEMENT_TEXT, EMOJI, branch_chart, probability_table, progress_columns
+from pages.ui.navigation import ensure_app_navigation
+from pages.ui.sections import baseline_chooser, face_panel, profile_chooser, timeline_section, voice_panel
+from pages.ui.session_view import session_section
+from pages.ui.widgets import AGREEMENT_TEXT, EMOJI, branch_chart, probability_table, progress_columns
+
+ensure_app_navigation()
 
 st.title("Analyse a recording")
 st.caption("Upload a short video, an audio file or a photo of one person, or record your voice. " + LIMITS_TEXT)

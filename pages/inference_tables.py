@@ -10,6 +10,9 @@ import plotly.express as px
 import streamlit as st
 
 from emotion_core.registry import REPORTS_DIR
+from pages.ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 st.title("Inference tables")
 st.caption("Data-driven versions of the hand-written tables of the original work: averaged explanations of "

@@ -14,8 +14,11 @@ from emotion_core.explain import FACE_MAP_METHOD, LIME_SAMPLES, explain_voice, f
 from emotion_core.faces import face_input_from_crop
 from emotion_core.metrics import summarize
 from emotion_core.registry import REPORTS_DIR, VOICE_OOF
-from pages.common import DATA_DIR, get_analyzer
-from pages.widgets import lime_figure, progress_columns
+from pages.ui.common import DATA_DIR, get_analyzer
+from pages.ui.navigation import ensure_app_navigation
+from pages.ui.widgets import lime_figure, progress_columns
+
+ensure_app_navigation()
 
 SOURCES = {
     "Voice: RAVDESS actors 01-20, out-of-fold (5-fold, actors held out)": (VOICE_OOF, "ravdess-speech-16k"),

@@ -8,8 +8,11 @@ import streamlit as st
 
 from emotion_core.errors import MediaError
 from emotion_core.own_data import MODALITIES
-from pages.common import Upload
-from pages.labelled import build_profile, evaluate_uploads
+from pages.ui.common import Upload
+from pages.ui.labelled import build_profile, evaluate_uploads
+from pages.ui.navigation import ensure_app_navigation
+
+ensure_app_navigation()
 
 BY_FILE = "By file: voice for audio, fused for video, face for photos"
 

@@ -211,7 +211,7 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path, analyzer) -
     no_exceptions(at)
     assert "The session" in [s.value for s in at.subheader]
     assert at.get("plotly_chart"), "the emotion map is drawn"
-    from pages.common import Upload, results, upload_key
+    from pages.ui.common import Upload, results, upload_key
 
     assert results().get(upload_key(Upload(session_video.read_bytes(), "session.mp4"))) is not None, "stored once"
     expected = analyzer.analyze(session_video).summary()
@@ -229,7 +229,7 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path, analyzer) -
 
 
 def test_a_long_analysis_can_be_cancelled_and_nothing_is_kept(session_video: Path) -> None:
-    from pages.common import Upload, results, upload_key
+    from pages.ui.common import Upload, results, upload_key
 
     at = page().run()
     data = session_video.read_bytes()

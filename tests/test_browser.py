@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,24 +38,33 @@ def server_rss_mb(url: str) -> float:
     return int(next(x for x in status if x.startswith("VmRSS")).split()[1]) / 1024
 
 
-@pytest.fixture(scope="module")
-def server() -> str:
+@contextmanager
+def streamlit_server() -> Iterator[str]:
+    """``streamlit run app.py`` on a free port, as a fresh process: yields its URL once it accepts connections."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     SERVER_PID[url] = proc.pid
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with streamlit_server() as url:
+        yield url
 
 
 def chromium_path() -> str:
@@ -70,6 +81,37 @@ def open_app(p, chromium: str, server: str, height: int):
     page.goto(server, timeout=60_000)
     page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
     return browser, page
+
+
+DEEP_LINKS = {"your_data": "Your data", "misclassifications": "Explore misclassifications",
+              "inference_tables": "Inference tables", "model_card": "Model card",
+              "no_such_page": "Analyse a recording"}
+"""A page's own URL, as a researcher bookmarks or sends it, and the page it must open on; a URL that is no page
+lands on the Analyse page."""
+
+
+@pytest.mark.parametrize("path", list(DEEP_LINKS))
+def test_a_link_to_a_page_opens_it_on_a_fresh_server(path: str) -> None:
+    """Each URL is the first request of a freshly started server (Streamlit's file-name discovery of pages/ is
+    live until some run declares the navigation): the page opens with exactly the five titled pages and the
+    privacy line in the sidebar."""
+    from pages.ui.navigation import PAGES, PRIVACY
+
+    chromium = chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with streamlit_server() as server, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.goto(f"{server}/{path}", timeout=60_000)
+        page.get_by_role("heading", name=DEEP_LINKS[path]).first.wait_for(timeout=60_000)
+        nav = page.locator("[data-testid='stSidebarNav'] a")
+        nav.first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)  # the sidebar settles after the rerun through app.py
+        entries = [[x.strip() for x in a.inner_text().splitlines() if x.strip()] for a in nav.all()]
+        assert entries == [[icon, title] for _, title, icon in PAGES]  # the five pages, titled, with their icons
+        sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+        assert PRIVACY in sidebar and "Traceback" not in page.inner_text("body")
+        browser.close()
 
 
 def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:

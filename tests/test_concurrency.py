@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from spread import within
 
 from emotion_core.explain import explain_voice, face_cams
 
@@ -32,6 +33,7 @@ def session_work(analyzer, path: Path) -> dict:
     return out
 
 
+@pytest.mark.numeric
 def test_four_sessions_share_the_models(four_uploads: list[Path], analyzer) -> None:
     files = four_uploads
     alone = {f.name: session_work(analyzer, f) for f in files}
@@ -59,7 +61,7 @@ def test_four_sessions_share_the_models(four_uploads: list[Path], analyzer) -> N
         got = together[name]
         assert got.keys() == exp.keys() and got["label"] == exp["label"], name
         for key in exp.keys() - {"label"}:
-            np.testing.assert_allclose(got[key], exp[key], atol=1e-5, err_msg=f"{name}: {key}")
+            assert within("concurrent_vs_alone", np.abs(np.asarray(got[key]) - exp[key]).max()), (name, key)
 
 
 def test_gradcam_while_other_sessions_classify_faces(analyzer) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import face_frame, voiced_signal
+from spread import within
 
 from emotion_core.constants import EMOTIONS, N_MELS
 from emotion_core.explain import (
@@ -88,12 +89,44 @@ def voice_ex():
     return lm, y, explain_voice(lm, y, targets=["angry", "sad"], n_samples=150, seed=0)
 
 
+@pytest.mark.numeric
 def test_lime_is_seeded_and_batched(voice_ex) -> None:
     lm, y, ex = voice_ex
     again = explain_voice(lm, y, targets=["angry", "sad"], n_samples=150, seed=0, batch_size=7)
-    np.testing.assert_allclose(ex.weights["angry"], again.weights["angry"], atol=1e-5)
+    assert within("lime_batch_size", np.abs(np.asarray(ex.weights["angry"]) - again.weights["angry"]).max())
     assert ex.heatmap("sad").shape == ex.mel.shape
     assert sum(ex.band_shares("angry").values()) == pytest.approx(1, abs=1e-6) or max(ex.weights["angry"]) <= 0
+
+
+@pytest.mark.numeric
+@pytest.mark.parametrize("native", [True, False])
+def test_lime_runs_in_bfloat16_only_where_the_cpu_computes_it(voice_ex, monkeypatch: pytest.MonkeyPatch,
+                                                               native: bool) -> None:
+    """Both branches of the CPU-feature choice, whatever this CPU has: with native bfloat16 LIME's batches run
+    in it, close to float32; without it they stay in float32, exactly the plain result."""
+    from emotion_core.explain import fast_cpu_dtype, fast_dtype, predict_mels
+    from emotion_core.features import log_mel
+
+    lm, y, _ = voice_ex
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native, raising=False)
+    assert fast_cpu_dtype() == (torch.bfloat16 if native else None)
+    assert fast_dtype(torch.device("cpu")) == fast_cpu_dtype()
+    mel = log_mel(y)
+    mels = np.stack([mel, mel * 0.9, np.where(np.arange(mel.shape[1]) < mel.shape[1] // 2, mel, mel.min())])
+    plain, fast = predict_mels(lm, mels), predict_mels(lm, mels, fast=True)
+    if native:
+        assert np.abs(fast - plain).max() > 0, "the batches really ran in bfloat16"
+        assert within("lime_bfloat16", np.abs(fast - plain).max())
+    else:
+        np.testing.assert_array_equal(fast, plain)
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_a_gpu_without_bfloat16_takes_float16(monkeypatch: pytest.MonkeyPatch, bf16: bool) -> None:
+    from emotion_core.explain import fast_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert fast_dtype(torch.device("cuda")) == (torch.bfloat16 if bf16 else torch.float16)
 
 
 def test_lime_deletion_beats_random(voice_ex) -> None:

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import SR, voiced_signal
+from spread import within
 
 from emotion_core.__main__ import main
 from emotion_core.baseline import VoiceBaseline
@@ -72,6 +73,7 @@ def test_features_ignore_padding() -> None:
     assert torch.allclose(batched[1], alone[1], atol=1e-5)  # the longest item has no padding
 
 
+@pytest.mark.numeric
 def test_heads_equal_scikit_learn_and_survive_the_checkpoint(tmp_path: Path) -> None:
     probe = _small_probe()
     rng = np.random.default_rng(0)
@@ -85,7 +87,7 @@ def test_heads_equal_scikit_learn_and_survive_the_checkpoint(tmp_path: Path) -> 
     assert meta["ensemble_weight"] == 0.5 and loaded.head.mean.dtype == torch.float32
     with torch.no_grad():
         p = torch.softmax(loaded.head(torch.from_numpy(x).float()), -1).numpy()
-    assert np.abs(p - clf.predict_proba(x)).max() < 1e-3
+    assert within("head_vs_sklearn", np.abs(p - clf.predict_proba(x)).max())
 
 
 def test_ensemble_is_the_geometric_mean_and_uses_the_baseline_head_only_when_given() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import MEDIA, SHARED
+from spread import within
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
 
@@ -65,6 +66,7 @@ def test_text_renamed_mp4_exit_2(tmp_path: Path) -> None:
     assert rc == 2 and lines[0]["error"] and lines[1]["error"] is None
 
 
+@pytest.mark.numeric
 def test_crop_is_face_equals_training_pipeline() -> None:
     """FER crops analysed with --crop-is-face get what the evaluation path gives them."""
     from emotion_core.inference import predict_faces
@@ -77,7 +79,7 @@ def test_crop_is_face_equals_training_pipeline() -> None:
     idx = [fer.files.index(f"test/happy/{f.name}") for f in files]
     ref = predict_faces(load_model("face"), fer.images[idx].astype(np.float32) / 255)
     for d, r in zip(lines, ref, strict=True):
-        np.testing.assert_allclose(list(d["modalities"]["face"]["probs"].values()), r, atol=1e-4)
+        assert within("crop_is_face_vs_training", np.abs(np.array(list(d["modalities"]["face"]["probs"].values())) - r).max())
 
 
 def test_face_model_on_a_private_test_sample() -> None:

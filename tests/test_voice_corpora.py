@@ -13,6 +13,7 @@ import soundfile as sf
 from conftest import ROOT, SR, voiced_signal
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from spread import within
 
 from emotion_core.constants import EMOTIONS
 from emotion_core.training.augment import FAMILIES, augment
@@ -115,6 +116,7 @@ def test_the_loss_covers_only_each_corpus_classes() -> None:
     assert (head.linear.bias[never] == ABSENT_CLASS_LOGIT).all() and (head.linear.weight[never] == 0).all()
 
 
+@pytest.mark.numeric
 def test_with_one_corpus_the_head_is_scikit_learns_weighted_logistic_regression() -> None:
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(8), [10, 20, 20, 20, 20, 20, 20, 20])
@@ -125,7 +127,7 @@ def test_with_one_corpus_the_head_is_scikit_learns_weighted_logistic_regression(
     assert np.isclose(w.sum(), len(y)) and np.isclose(w[y == 0].sum(), w[y == 1].sum())
     z = StandardScaler().fit_transform(x)
     ref = LogisticRegression(C=0.1, max_iter=5000, tol=1e-10).fit(z, y, sample_weight=w).predict_proba(z)
-    assert np.abs(head_probabilities(head, x) - ref).max() < 2e-3
+    assert within("masked_head_vs_sklearn", np.abs(head_probabilities(head, x) - ref).max())
 
 
 def test_corpus_scores_take_predictions_among_the_corpus_classes() -> None:
@@ -216,6 +218,7 @@ def test_compatible_targets_pair_neutral_and_calm_only_where_a_corpus_lacks_one(
     assert named == [{"neutral", "calm"}, {"calm", "neutral"}, {"neutral"}, {"happy"}]
 
 
+@pytest.mark.numeric
 def test_one_hot_targets_give_the_plain_cross_entropy_fit() -> None:
     from emotion_core.profile import fit_softmax
 
@@ -225,7 +228,7 @@ def test_one_hot_targets_give_the_plain_cross_entropy_fit() -> None:
     allowed = np.ones((60, 4), bool)
     w1, b1, _ = fit_softmax(z, y, allowed, np.ones(60), 0.5)
     w2, b2, _ = fit_softmax(z, y, allowed, np.ones(60), 0.5, targets=np.eye(4, dtype=bool)[y])
-    assert np.abs(w1 - w2).max() < 1e-4 and np.abs(b1 - b2).max() < 1e-4
+    assert within("fit_softmax_one_hot", max(np.abs(w1 - w2).max(), np.abs(b1 - b2).max()))
 
 
 def _shifted_corpora(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

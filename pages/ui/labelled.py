@@ -10,7 +10,7 @@ from typing import Any
 
 from emotion_core.own_data import LabelledFile, adapt, evaluate_files, report_html, stage_uploads
 from emotion_core.profile import VoiceProfile
-from pages.common import Upload, get_analyzer, memory_dir
+from pages.ui.common import Upload, get_analyzer, memory_dir
 
 Progress = Callable[[int, int, str], None]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from emotion_core.analysis import AnalysisResult
-from pages.common import Upload, analyze_upload, results, upload_key
+from pages.ui.common import Upload, analyze_upload, results, upload_key
 
 QUICK_S = 10.0
 """A recording analysed within this long is shown at once, without the polling view."""

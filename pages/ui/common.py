@@ -26,9 +26,9 @@ from emotion_core.constants import MAX_DURATION_S, MAX_FILE_MB, MEDIA_EXTENSIONS
 from emotion_core.devices import device_from_env
 from emotion_core.explain import VoiceExplanation, explain_voice, face_cams, overlay
 from emotion_core.profile import VoiceProfile
-from pages.result_store import Results
+from pages.ui.result_store import Results
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("EMOTION_DATA_DIR", ROOT.parent / "shared" / "data"))
 LIMITS_TEXT = (f"Files up to {MAX_FILE_MB:.0f} MB and {MAX_DURATION_S / 60:.0f} minutes; frames are "
                "downscaled to 640 pixels before face detection.")

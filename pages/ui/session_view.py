@@ -11,7 +11,7 @@ from emotion_core.analysis import AnalysisResult
 from emotion_core.charts import emotion_map_figure
 from emotion_core.constants import EMOTIONS
 from emotion_core.session import MIN_SEGMENT_S, SMOOTHING_S, SOURCES
-from pages.widgets import progress_columns
+from pages.ui.widgets import progress_columns
 
 MAX_LISTED = 30
 """Stretches listed as buttons per list; the rest are in the downloads."""

@@ -9,8 +9,8 @@ import streamlit as st
 from emotion_core.analysis import AnalysisResult
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
 from emotion_core.explain import CAM_METHODS, LIME_SAMPLES, TOP_CELLS, region_shares
-from pages.common import FORMATS_HELP, BaselineChoice, Upload, face_overlay, voice_lime, window_audio
-from pages.widgets import lime_figure, timeline_figure, timeline_table
+from pages.ui.common import FORMATS_HELP, BaselineChoice, Upload, face_overlay, voice_lime, window_audio
+from pages.ui.widgets import lime_figure, timeline_figure, timeline_table
 
 NO_BASELINE, OTHER_RECORDING, STRETCH = "None", "A separate recording of this person", "A stretch of this recording"
 
