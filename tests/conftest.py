@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The app's LIME budget in this suite (emotion_core.explain.LIME_ENV; the browser tests' server inherits it): the
+# pages' tests check what the app shows and does, and 500 samples cost ~45 s a window on a 2-core AVX2 CPU. LIME's
+# own behaviour is tested with explicit budgets (test_explain.py).
+os.environ.setdefault("EMOTION_LIME_SAMPLES", "64")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("EMOTION_SHARED", ROOT.parent / "shared" / "data"))

@@ -119,7 +119,7 @@ def voice_panel(res: AnalysisResult, profile: bytes | None = None) -> None:
                       format_func=lambda j: f"{windows[j].start:.1f}–{windows[j].end:.1f} s") if len(windows) > 1 else 0
     voice_pred = EMOTIONS[int(np.argmax(windows[wi].probs))]
     pick = st.selectbox("Explain the emotion", ["predicted", "all eight", *EMOTIONS], key="lime_t")
-    n_samples = st.select_slider("LIME samples", options=[200, LIME_SAMPLES, 1000, 2000], value=LIME_SAMPLES,
+    n_samples = st.select_slider("LIME samples", options=sorted({200, LIME_SAMPLES, 1000, 2000}), value=LIME_SAMPLES,
                                  key="lime_n", help="More samples: steadier explanation, longer wait (about 20 ms each "
                                  "on 2 cores). At 500, two runs share 76 % of their top-5 cells on RAVDESS clips; at "
                                  "200 only 65 % (model card).")
