@@ -115,8 +115,23 @@ def test_analyze_loads_no_trainer_and_no_scikit_learn(media_dir: Path) -> None:
     assert not [m for m in loaded if m == "sklearn" or m.startswith("sklearn.")]
 
 
-def test_pages_are_short_and_take_nothing_private() -> None:
+def test_pages_folder_holds_the_apps_pages_each_declaring_the_navigation_first() -> None:
+    """pages/ lists exactly the app's pages (their helpers live in pages/ui/, which Streamlit's file-name
+    discovery does not list), and each page's first statement after its imports makes sure the app's
+    navigation is declared (a deep link on a fresh server; pages/ui/navigation.py)."""
+    from pages.ui.navigation import PAGES as DECLARED
+
+    assert sorted(p.name for p in PAGES.glob("*.py")) == sorted(Path(path).name for path, _, _ in DECLARED)
     for page in PAGES.glob("*.py"):
+        body = [n for n in ast.parse(page.read_text()).body
+                if not isinstance(n, ast.Import | ast.ImportFrom) and not (isinstance(n, ast.Expr)
+                                                                          and isinstance(n.value, ast.Constant))]
+        first = body[0]
+        assert isinstance(first, ast.Expr) and ast.unparse(first) == "ensure_app_navigation()", page.name
+
+
+def test_pages_are_short_and_take_nothing_private() -> None:
+    for page in PAGES.rglob("*.py"):
         lines = page.read_text().splitlines()
         assert len(lines) <= 150, f"{page.name}: {len(lines)} lines"
         for node in ast.walk(ast.parse(page.read_text())):

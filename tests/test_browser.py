@@ -1,6 +1,6 @@
-"""A real browser: start `streamlit run app.py`, upload a clip through the real uploader, wait for the
-result, check the label, heat map, LIME panel and tables are on the page, save a screenshot. Then four
-browser sessions upload different files at the same time and each must see its own result."""
+"""A real browser: links to each page on fresh servers; four browser sessions upload different files through the
+real uploader at the same time, each must see its own result, and one is checked whole (label, heat map, LIME
+panel, tables, screenshot); a long recording as a session with Cancel; the Your data page."""
 
 import os
 import shutil
@@ -39,31 +39,35 @@ def server_rss_mb(url: str) -> float:
 
 
 @contextmanager
-def streamlit_server() -> Iterator[str]:
-    """``streamlit run app.py`` on a free port, as a fresh process: yields its URL once it accepts connections."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    SERVER_PID[url] = proc.pid
+def streamlit_servers(n: int = 1) -> Iterator[list[str]]:
+    """``n`` fresh ``streamlit run app.py`` processes on free ports, started together: their URLs once each
+    accepts connections."""
+    ports = [free_port() for _ in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    SERVER_PID.update(zip(urls, (p.pid for p in procs), strict=True))
     try:
         deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield url
+        for port in ports:
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+        yield urls
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    with streamlit_server() as url:
+    with streamlit_servers() as (url,):
         yield url
 
 
@@ -90,65 +94,41 @@ DEEP_LINKS = {"your_data": "Your data", "misclassifications": "Explore misclassi
 lands on the Analyse page."""
 
 
-@pytest.mark.parametrize("path", list(DEEP_LINKS))
-def test_a_link_to_a_page_opens_it_on_a_fresh_server(path: str) -> None:
-    """Each URL is the first request of a freshly started server (Streamlit's file-name discovery of pages/ is
-    live until some run declares the navigation): the page opens with exactly the five titled pages and the
-    privacy line in the sidebar."""
+def test_a_link_to_each_page_opens_it_on_a_fresh_server() -> None:
+    """Each URL is the first request of a freshly started server of its own (Streamlit's file-name discovery of
+    pages/ is live until some run declares the navigation): the page opens with exactly the five titled pages and
+    the privacy line in the sidebar. The servers start and load together, then each page is checked."""
     from pages.ui.navigation import PAGES, PRIVACY
 
     chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
-    with streamlit_server() as server, sync_api.sync_playwright() as p:
+    with streamlit_servers(len(DEEP_LINKS)) as servers, sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-        page.goto(f"{server}/{path}", timeout=60_000)
-        page.get_by_role("heading", name=DEEP_LINKS[path]).first.wait_for(timeout=60_000)
-        nav = page.locator("[data-testid='stSidebarNav'] a")
-        nav.first.wait_for(timeout=30_000)
-        page.wait_for_timeout(500)  # the sidebar settles after the rerun through app.py
-        entries = [[x.strip() for x in a.inner_text().splitlines() if x.strip()] for a in nav.all()]
-        assert entries == [[icon, title] for _, title, icon in PAGES]  # the five pages, titled, with their icons
-        sidebar = page.locator("[data-testid='stSidebar']").inner_text()
-        assert PRIVACY in sidebar and "Traceback" not in page.inner_text("body")
+        pages = {}
+        for path, server in zip(DEEP_LINKS, servers, strict=True):
+            pages[path] = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            pages[path].goto(f"{server}/{path}", timeout=60_000, wait_until="commit")
+        for path, page in pages.items():
+            page.get_by_role("heading", name=DEEP_LINKS[path]).first.wait_for(timeout=120_000)
+            nav = page.locator("[data-testid='stSidebarNav'] a")
+            nav.first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)  # the sidebar settles after the rerun through app.py
+            entries = [[x.strip() for x in a.inner_text().splitlines() if x.strip()] for a in nav.all()]
+            assert entries == [[icon, title] for _, title, icon in PAGES], path  # five pages, titled, with icons
+            sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+            assert PRIVACY in sidebar and "Traceback" not in page.inner_text("body"), path
         browser.close()
-
-
-def test_upload_and_result_in_chromium(server: str, media_dir: Path) -> None:
-    chromium = chromium_path()
-    sync_api = pytest.importorskip("playwright.sync_api")
-    clip = MEDIA / "single_face_speech.mp4"
-    if not clip.exists():
-        clip = media_dir / "talking.mp4"
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
-        page.goto(server, timeout=60_000)
-        page.get_by_text("Nothing analysed yet").wait_for(timeout=60_000)
-        page.locator("input[type=file]").first.set_input_files(str(clip))
-        page.get_by_text("Expressed emotion").wait_for(timeout=120_000)
-        page.get_by_text("Red cells raise").wait_for(timeout=120_000)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(ARTIFACTS / "browser_result.png"), full_page=True)
-        text = page.inner_text("body")
-        assert "Confidence (calibrated)" in text and "Per emotion" in text
-        assert any(e in text for e in ("happy", "neutral", "sad", "angry", "calm", "fearful", "disgust", "surprised"))
-        assert page.locator("img[alt*='gradcam'], [data-testid='stImage'] img").count() >= 1  # Grad-CAM overlay
-        assert page.locator(".js-plotly-plot").count() >= 2  # probability chart + LIME panel
-        assert page.locator("[data-testid='stDataFrame']").count() >= 1  # per-emotion table
-        assert "Traceback" not in text
-        browser.close()
-    assert os.path.getsize(ARTIFACTS / "browser_result.png") > 20_000
 
 
 def test_four_sessions_at_once(server: str, four_uploads: list[Path], analyzer) -> None:
     """Four browser sessions (separate contexts, so separate Streamlit sessions) upload four different
-    files within a second of each other; each page must show the label its own file gets alone, and
-    the server must stay inside Community Cloud's 2.7 GB."""
+    files through the real uploader within a second of each other; each page must show the label its own file
+    gets alone, and the server must stay inside Community Cloud's 2.7 GB. The first (a real clip with face and
+    voice where ../shared is there) must show the whole result: label, confidence, face map, LIME panel, tables."""
     chromium = chromium_path()
     sync_api = pytest.importorskip("playwright.sync_api")
-    files = four_uploads
+    files = [MEDIA / "single_face_speech.mp4" if (MEDIA / "single_face_speech.mp4").exists() else four_uploads[0],
+             *four_uploads[1:]]
     expected = {f.name: analyzer.analyze(f).label for f in files}
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -169,7 +149,18 @@ def test_four_sessions_at_once(server: str, four_uploads: list[Path], analyzer) 
             label = metric.inner_text(timeout=60_000).split()[-1]
             assert label == expected[f.name], (f.name, label, expected[f.name])
             assert "Traceback" not in page.inner_text("body")
+        whole = pages[0]
+        whole.get_by_text("Red cells raise").wait_for(timeout=120_000)  # the LIME panel
+        whole.wait_for_timeout(1500)
+        ARTIFACTS.mkdir(exist_ok=True)
+        whole.screenshot(path=str(ARTIFACTS / "browser_result.png"), full_page=True)
+        text = whole.inner_text("body")
+        assert "Confidence (calibrated)" in text and "Per emotion" in text
+        assert whole.locator("[data-testid='stImage'] img").count() >= 1  # the face map
+        assert whole.locator(".js-plotly-plot").count() >= 2  # probability chart + LIME panel
+        assert whole.locator("[data-testid='stDataFrame']").count() >= 1  # per-emotion table
         browser.close()
+    assert os.path.getsize(ARTIFACTS / "browser_result.png") > 20_000
     assert server_rss_mb(server) < 2700
 
 

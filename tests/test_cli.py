@@ -21,6 +21,20 @@ def run(*args: str) -> tuple[int, list[dict], str]:
     return p.returncode, lines, p.stderr
 
 
+def run_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict], str]:
+    """``run`` through the same main entry in this process (no 6-s start of a process of its own): for what the
+    command computes; the process's own contract (stdout lines, exit status) is ``batch``'s."""
+    from emotion_core.__main__ import main
+
+    capsys.readouterr()
+    try:
+        rc = main(["analyze", *args, "--json"])
+    except SystemExit as e:  # argparse refuses an option
+        rc = int(e.code or 0)
+    out = capsys.readouterr()
+    return rc, [json.loads(line) for line in out.out.splitlines() if line.strip()], out.err
+
+
 def check_probs(p: dict) -> None:
     assert list(p) == list(EMOTIONS)
     assert math.isclose(sum(p.values()), 1, abs_tol=1e-6)
@@ -84,22 +98,22 @@ def test_zero_length_audio_is_an_error(batch) -> None:
     assert "too small" in batch[1][10]["error"]
 
 
-def test_result_depends_on_the_input_alone(media_dir: Path, tmp_path: Path, batch) -> None:
+def test_result_depends_on_the_input_alone(media_dir: Path, tmp_path: Path, batch, capsys: pytest.CaptureFixture[str]) -> None:
     renamed = tmp_path / "zz_other_name.mp4"
     shutil.copy(media_dir / "talking.mp4", renamed)
-    rc, lines, _ = run(str(renamed))
+    rc, lines, _ = run_here(capsys, str(renamed))
     assert rc == 0
     assert lines[0]["probs"] == pytest.approx(batch[1][0]["probs"], abs=1e-6)
 
 
-def test_directory_and_crop_is_face(media_dir: Path, tmp_path: Path) -> None:
+def test_directory_and_crop_is_face(media_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import face_frame
     from PIL import Image
 
     Image.fromarray(face_frame()[40:320, 180:460]).resize((48, 48)).convert("L").save(tmp_path / "crop.png")
     shutil.copy(media_dir / "voice.wav", tmp_path / "b.wav")
     (tmp_path / "readme.txt").write_text("ignored: not media")
-    rc, lines, _ = run(str(tmp_path), "--crop-is-face")
+    rc, lines, _ = run_here(capsys, str(tmp_path), "--crop-is-face")
     assert rc == 0 and [Path(d["file"]).name for d in lines] == ["b.wav", "crop.png"]
     face = lines[1]["modalities"]["face"]
     assert face["frames_used"] == 1
@@ -115,9 +129,9 @@ def test_an_unforeseen_failure_is_a_message_not_a_traceback(media_dir: Path, mon
     assert res.error and "failed unexpectedly (RuntimeError)" in res.error and res.probs is None
 
 
-def test_frame_rate_option(media_dir: Path) -> None:
-    rc, (line,), _ = run(str(media_dir / "talking.mp4"), "--frame-rate", "2.5")
+def test_frame_rate_option(media_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, (line,), _ = run_here(capsys, str(media_dir / "talking.mp4"), "--frame-rate", "2.5")
     assert rc == 0 and line["modalities"]["face"]["frames_sampled"] == 8  # 3 s at 2.5 fps (5 fps: 15)
     assert all(abs(f["t"] * 2.5 - round(f["t"] * 2.5)) < 1e-6 for f in line["modalities"]["face"]["frames"])
-    rc, lines, err = run(str(media_dir / "talking.mp4"), "--frame-rate", "100")
+    rc, lines, err = run_here(capsys, str(media_dir / "talking.mp4"), "--frame-rate", "100")
     assert rc == 2 and not lines and "frames per second" in err and "Traceback" not in err

@@ -152,34 +152,42 @@ def test_explain_command(media_dir: Path, tmp_path: Path) -> None:
 
 
 def test_concurrent_cams_and_inference_do_not_mix(faces: np.ndarray) -> None:
-    """Grad-CAM hooks on the shared model must not see other threads' forward passes."""
+    """The race the model lock exists for: Grad-CAM's hooks sit on the shared face network while other sessions
+    run it forward. Two threads explain (two targets), two classify; neither sees the other's passes."""
     import threading
 
     from emotion_core.inference import predict_faces
 
     lm = load_model("face")
-    ref = face_cams(lm, faces, ["happy"] * len(faces))
-    out, errors = [], []
+    targets = ["happy", "angry"]
+    ref = {t: face_cams(lm, faces, [t] * len(faces)) for t in targets}
+    probs = predict_faces(lm, faces)
+    out, errors, bad = [], [], []
+    start = threading.Barrier(4)
 
-    def cams() -> None:
+    def cams(t: str) -> None:
         try:
+            start.wait()
             for _ in range(5):
-                out.append(face_cams(lm, faces, ["happy"] * len(faces)))
+                out.append((t, face_cams(lm, faces, [t] * len(faces))))
         except Exception as e:
             errors.append(e)
 
     def infer() -> None:
+        start.wait()
         for _ in range(20):
-            predict_faces(lm, faces)
+            if not np.allclose(predict_faces(lm, faces), probs, atol=1e-5):
+                bad.append("probs")
 
-    threads = [threading.Thread(target=cams) for _ in range(2)] + [threading.Thread(target=infer) for _ in range(2)]
+    threads = [threading.Thread(target=cams, args=(t,)) for t in targets]
+    threads += [threading.Thread(target=infer) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(out) == 10
-    for m in out:
-        np.testing.assert_allclose(m, ref, atol=1e-5)
+    assert not errors and not bad and len(out) == 10
+    for t, m in out:
+        np.testing.assert_allclose(m, ref[t], atol=1e-5)
 
 
 def test_lime_agreement_between_seeds() -> None:
