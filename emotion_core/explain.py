@@ -291,7 +291,7 @@ def predict_mels(model: LoadedModel, mels: np.ndarray | torch.Tensor, batch_size
     """(n, N_MELS, frames) spectrograms of one length -> (n, 8) probabilities, in batches on the model's device.
 
     ``fast`` runs the network in bfloat16 where the device supports it natively (on 2 CPU cores 1.7-3x
-    faster, depending on the CPU; probabilities within about 0.01 of float32, tests/spread.py): used for LIME's
+    faster, depending on the CPU; probabilities within about 0.015 of float32, tests/spread.py): used for LIME's
     many perturbed inputs.
     """
     device = module_device(model.model)
