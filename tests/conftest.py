@@ -157,3 +157,24 @@ def labelled_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 rows.append(f"clips/{label}_{i}.wav,{label},p{i % 2}")
         z.writestr("LABELS.csv", "\n".join(rows) + "\n")
     return out
+
+
+SHARED_CLIPS = ["talking_face_speech.mp4", "single_face_speech.mp4", "WolfgangLanger_Pexels.mp4", "single_face.mp4",
+                "no_face.mp4", "single_face.jpg"]
+"""The real clips in ../shared/data/media that `analyze` is checked on (golden outputs, per-clip facts)."""
+
+
+@pytest.fixture(scope="session")
+def shared_clips_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[dict], Path]:
+    """``python -m emotion_core analyze SHARED_CLIPS --json --csv FILE`` run once, as a process of its own, for
+    every test that reads it: (exit status, one JSON object per clip, the timeline CSV)."""
+    import json
+    import subprocess
+    import sys
+
+    csv = tmp_path_factory.mktemp("shared_run") / "timeline.csv"
+    p = subprocess.run([sys.executable, "-m", "emotion_core", "analyze", *(str(MEDIA / c) for c in SHARED_CLIPS),
+                        "--json", "--csv", str(csv)], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert "Traceback" not in p.stderr, p.stderr[-2000:]
+    return p.returncode, [json.loads(x) for x in p.stdout.splitlines() if x.strip()], csv
+

@@ -28,7 +28,7 @@ def session_work(analyzer, path: Path) -> dict:
         out["cam"] = face_cams(analyzer.models.face, kept[0].face_input[None], ["happy"])[0]
     if res.voice is not None:
         w = res.voice.windows[0]
-        ex = explain_voice(analyzer.models.voice, res.audio, w.start, w.end, ["sad"], n_samples=64)
+        ex = explain_voice(analyzer.models.voice, res.audio, w.start, w.end, ["sad"], n_samples=32)
         out["lime"] = ex.weights["sad"]
     return out
 

@@ -66,9 +66,18 @@ def corpus(media_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+LEFT_IN_TEMP: dict[str, set[str]] = {}
+"""What the analyses of ``results`` left in temporary storage (test_nothing_left_in_temporary_storage)."""
+
+
 @pytest.fixture(scope="module")
 def results(corpus: Path, analyzer: Analyzer) -> dict:
-    return {p.name: analyzer.analyze(p) for p in sorted(corpus.iterdir())}
+    from streamlit.testing.v1 import AppTest  # noqa: F401 - its import makes a folder of its own in /tmp
+
+    before = _listing()
+    out = {p.name: analyzer.analyze(p) for p in sorted(corpus.iterdir())}
+    LEFT_IN_TEMP["analyses"] = _listing() - before
+    return out
 
 
 BOTH = ["hevc.mp4", "phone_portrait.mp4", "vfr.mp4", "clip.webm", "clip.mkv", "clip.mov", "two_faces.mp4",
@@ -207,13 +216,13 @@ def _listing() -> set[str]:
     return out
 
 
-def test_nothing_left_in_temporary_storage(corpus: Path, analyzer: Analyzer) -> None:
+def test_nothing_left_in_temporary_storage(corpus: Path, results: dict) -> None:
+    """Every file of the corpus analysed (by the ``results`` fixture, which lists temporary storage around it),
+    then two through the app."""
     from streamlit.testing.v1 import AppTest  # (its import makes a folder of its own in /tmp, removed at exit)
 
+    assert LEFT_IN_TEMP["analyses"] == set()
     before = _listing()
-    for p in sorted(corpus.iterdir()):
-        analyzer.analyze(p)
-
     root = Path(__file__).resolve().parent.parent
     for name in ("hevc.mp4", "text.wav"):
         at = AppTest.from_file(str(root / "app.py"), default_timeout=240).run()
