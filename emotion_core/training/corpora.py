@@ -5,7 +5,8 @@ uses that to restrict a clip's loss to the classes its corpus can tell apart. Sp
 per corpus (``corpus:speaker``) so that whole speakers can be held out.
 
 Layouts: RAVDESS by its file names (``datasets.find_ravdess``); URDU and TurEV-DB as one folder
-per emotion with the speaker as the file name's first ``_`` field (``../shared/data/README.md``).
+per emotion with the speaker as the file name's first ``_`` field (``../shared/data/README.md``); nEMO
+as its public repository lays it out (``samples/*.wav`` and ``data.tsv``; fetched, not in ``../shared``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CORPUS_CLASSES: dict[str, tuple[str, ...]] = {
     "ravdess": EMOTIONS,
     "urdu": ("neutral", "happy", "sad", "angry"),
     "turev": ("calm", "happy", "sad", "angry"),
+    "nemo": ("neutral", "happy", "sad", "angry", "fearful", "surprised"),
 }
 """The emotions each corpus labels (in EMOTIONS order); a clip's loss and scores cover only these."""
 
@@ -56,19 +58,58 @@ def find_folder_corpus(root: str | Path, corpus: str) -> list[Clip]:
     return clips
 
 
+NEMO_EMOTIONS = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry", "fear": "fearful",
+                 "surprised": "surprised"}
+"""nEMO's ``data.tsv`` emotion names -> ours."""
+NEMO_COMMIT = "66de9999a8f2"
+"""The commit of github.com/amu-cai/nEMO whose files were measured (``../shared/data/README.md``)."""
+
+
+def find_nemo(root: str | Path) -> list[Clip]:
+    """nEMO (acted Polish, 9 speakers): ``root/data.tsv`` names each ``samples/`` file's emotion and speaker
+    (the speaker field is space-padded)."""
+    import csv
+
+    root = Path(root)
+    table = root / "data.tsv"
+    if not table.exists():
+        raise FileNotFoundError(f"{table} not found: give the folder of a checkout of github.com/amu-cai/nEMO "
+                                f"(commit {NEMO_COMMIT}) holding data.tsv and samples/")
+    clips = []
+    with table.open(newline="", encoding="utf-8") as f:
+        for line, row in enumerate(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE), start=2):
+            emotion = NEMO_EMOTIONS.get(row["emotion"].strip().lower())
+            if emotion is None:
+                raise ValueError(f"{table}, line {line}: unknown emotion '{row['emotion']}' "
+                                 f"(known: {', '.join(NEMO_EMOTIONS)})")
+            path = root / "samples" / row["file_id"].strip()
+            if not path.exists():
+                raise FileNotFoundError(f"{table}, line {line}: {path} is missing")
+            clips.append(Clip(path, EMOTIONS.index(emotion), f"nemo:{row['speaker_id'].strip()}", "nemo"))
+    if not clips:
+        raise FileNotFoundError(f"{table} lists no clips")
+    return sorted(clips, key=lambda c: c.path.name)
+
+
 def find_corpus(corpus: str, root: str | Path) -> list[Clip]:
     """Every clip of ``corpus`` under ``root`` (the corpus's own folder); RAVDESS: actors 01-20 only."""
     if corpus == "ravdess":
         return [Clip(it.path, it.emotion, f"ravdess:{it.actor:02d}", "ravdess")
                 for it in find_ravdess(root) if fold_of(it.actor) is not None]
+    if corpus == "nemo":
+        return find_nemo(root)
     if corpus not in CORPUS_CLASSES:
         raise ValueError(f"unknown corpus '{corpus}' (known: {', '.join(CORPUS_CLASSES)})")
     return find_folder_corpus(root, corpus)
 
 
-def find_corpora(data: str | Path, corpora: tuple[str, ...] = tuple(CORPUS_FOLDERS)) -> list[Clip]:
-    """The clips of several corpora inside one data folder (``data/<CORPUS_FOLDERS[c]>``)."""
-    return [c for name in corpora for c in find_corpus(name, Path(data) / CORPUS_FOLDERS[name])]
+def find_corpora(data: str | Path, corpora: tuple[str, ...] = tuple(CORPUS_FOLDERS),
+                 roots: dict[str, str | Path] | None = None) -> list[Clip]:
+    """The clips of several corpora inside one data folder (``data/<CORPUS_FOLDERS[c]>``), and of the
+    corpora whose folder ``roots`` gives (a fetched nEMO: ``{"nemo": DIR}``), in that order."""
+    roots = roots or {}
+    return [c for name in (*corpora, *roots) for c in
+            find_corpus(name, roots[name] if name in roots else Path(data) / CORPUS_FOLDERS[name])]
 
 
 def corpus_mask(corpora: np.ndarray) -> np.ndarray:

@@ -84,25 +84,45 @@ def clip_probabilities(model: LoadedModel, y: np.ndarray) -> np.ndarray:
     return pool_voice(windows)
 
 
-def shipped_probabilities(waves: list[np.ndarray], weights: str | None) -> dict[str, np.ndarray]:
-    """Today's shipped ensemble and its fine-tuned member on each clip."""
+def shipped_probabilities(waves: list[np.ndarray], weights: str | None, today: bool = True, finetuned: bool = True
+                          ) -> dict[str, np.ndarray]:
+    """Today's shipped ensemble and its fine-tuned member on each clip (each unless its flag is False)."""
     ens = load_model("voice", weights)
     ft = LoadedModel("voice", ens.model.finetuned, {"temperature": ens.model.finetuned_temperature})
-    return {"today": np.stack([clip_probabilities(ens, y) for y in waves]),
-            "finetuned": np.stack([clip_probabilities(ft, y) for y in waves])}
+    out = {}
+    if finetuned:
+        out["finetuned"] = np.stack([clip_probabilities(ft, y) for y in waves])
+    if today:
+        out["today"] = np.stack([clip_probabilities(ens, y) for y in waves])
+    return out
 
 
-def write_clip_table(clips: list[Clip], data: Path, path: Path) -> None:
+def clip_file(clip: Clip, data: Path, roots: dict[str, Path]) -> str:
+    """A clip's name in the tables: relative to the data folder, or ``corpus/...`` for a fetched corpus."""
+    if clip.corpus in roots:
+        return f"{clip.corpus}/{clip.path.relative_to(roots[clip.corpus]).as_posix()}"
+    return str(clip.path.relative_to(data))
+
+
+def write_clip_table(clips: list[Clip], data: Path, path: Path, roots: dict[str, Path] | None = None) -> None:
     import pandas as pd
 
-    pd.DataFrame({"file": [str(c.path.relative_to(data)) for c in clips], "emotion": [c.label for c in clips],
+    pd.DataFrame({"file": [clip_file(c, data, roots or {}) for c in clips], "emotion": [c.label for c in clips],
                   "speaker": [c.speaker for c in clips], "corpus": [c.corpus for c in clips]}).to_csv(path, index=False)
 
 
+def fetched_roots(args: argparse.Namespace) -> dict[str, Path]:
+    """The fetched corpora the command was given (``--nemo DIR``)."""
+    return {"nemo": Path(args.nemo)} if getattr(args, "nemo", None) else {}
+
+
 def features_stage(args: argparse.Namespace, out: Path, variants: tuple[str, ...] = VARIANTS) -> None:
+    """Stage 1 (module docstring). With a fetched corpus (nEMO), today's shipped ensemble is run on that corpus
+    only: it has heard URDU and TurEV-DB, so its figures there would not be one corpus out."""
     data = Path(args.data)
-    clips = find_corpora(data)
-    write_clip_table(clips, data, out / "clips.csv")
+    roots = fetched_roots(args)
+    clips = find_corpora(data, roots=roots)
+    write_clip_table(clips, data, out / "clips.csv", roots)
     todo = [v for v in variants if not (out / f"features_{v}.npy").exists()]
     if not todo and (out / "shipped.npz").exists():
         return
@@ -115,10 +135,14 @@ def features_stage(args: argparse.Namespace, out: Path, variants: tuple[str, ...
     if not (out / "shipped.npz").exists():
         other = [i for i, c in enumerate(clips) if c.corpus != "ravdess"]
         log.info("today's model on %d clips of the other corpora", len(other))
-        p = shipped_probabilities([waves[i] for i in other], args.compare_weights)
-        full = {k: np.full((len(clips), len(EMOTIONS)), np.nan) for k in p}
+        p = shipped_probabilities([waves[i] for i in other], args.compare_weights, today=not roots)
+        full = {k: np.full((len(clips), len(EMOTIONS)), np.nan) for k in ("finetuned", "today")}
         for k in p:
             full[k][other] = p[k]
+        if roots:
+            fetched = [i for i, c in enumerate(clips) if c.corpus in roots]
+            full["today"][fetched] = shipped_probabilities([waves[i] for i in fetched], args.compare_weights,
+                                                           finetuned=False)["today"]
         np.savez(out / "shipped.npz", **full)
 
 
@@ -534,6 +558,10 @@ def run_command(args: argparse.Namespace, recipe: str, loss: str = LOSS) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "nemo", None):  # the four-corpora protocol (issue #28)
+        from . import voice_offcorpus
+
+        return voice_offcorpus.main(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports = Path(args.reports or REPORTS_DIR)
