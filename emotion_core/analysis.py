@@ -27,9 +27,10 @@ from .constants import EMOTIONS, FACE_EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RA
 from .devices import batching_for, exact_on, module_device, resolve_device
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, crop_settings, face_input_from_crop
+from .familiarity import UNFAMILIAR_MESSAGE, FamiliarityReading
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
-from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, predict_faces, predict_voice_windows
+from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, predict_faces, read_voice
 from .media import (
     Frame,
     Limits,
@@ -126,6 +127,7 @@ class VoiceBranch:
     probs: np.ndarray
     windows: list[VoiceWindow]
     voiced_seconds: float
+    familiarity: FamiliarityReading | None = None  # how unlike the training data the voice is (familiarity.py)
 
 
 @dataclass
@@ -241,6 +243,7 @@ class AnalysisResult:
                                 "box": [round(float(v), 1) for v in f.box]} for f in self.face.frames]}
         if self.voice is not None:
             voice = {"probs": probs_dict(self.voice.probs), "voiced_seconds": round(self.voice.voiced_seconds, 2),
+                     "familiarity": None if self.voice.familiarity is None else self.voice.familiarity.to_dict(),
                      "windows": [{"start": round(w.start, 3), "end": round(w.end, 3), "probs": probs_dict(w.probs)}
                                  for w in self.voice.windows]}
         d: dict[str, Any] = {
@@ -311,10 +314,12 @@ class Analyzer:
         if not windows:
             warnings.append("voice: no stretch of at least half a second of voice was found.")
             return None
-        vws = predict_voice_windows(self.voice_model, audio, windows, batch_size=self.batching.voice,
-                                    baseline=None if baseline is None else baseline.features, progress=progress)
+        vws, familiarity = read_voice(self.voice_model, audio, windows, batch_size=self.batching.voice,
+                                      baseline=None if baseline is None else baseline.features, progress=progress)
         voiced = float(sum((w.end - w.start) * w.activity for w in vws))
-        return VoiceBranch(pool_voice(vws), vws, voiced)
+        if familiarity is not None and familiarity.unfamiliar:
+            warnings.append(f"voice: {UNFAMILIAR_MESSAGE}")
+        return VoiceBranch(pool_voice(vws), vws, voiced, familiarity)
 
     def face_branch(self, observations: Iterable[tuple[float, FaceObservation | None]], warnings: list[str],
                     duration: float = 0.0, progress: Callable[[float], None] | None = None) -> FaceBranch | None:

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from .constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
+from .familiarity import FamiliarityReading
 from .features import log_mel, voice_windows
 from .registry import LoadedModel
+from .voice_ensemble import VoiceEnsemble
 
 FACE_INDEX = np.array([EMOTIONS.index(e) for e in FACE_EMOTIONS])
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -81,19 +83,46 @@ def predict_voice_windows(model: LoadedModel, audio: np.ndarray, windows: list[t
 
     ``baseline``: the person's baseline features (``baseline.voice_baseline``), or None for the plain path.
     """
+    return read_voice(model, audio, windows, batch_size, baseline, progress)[0]
+
+
+@torch.inference_mode()
+def read_voice(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float, float, float]] | None = None,
+               batch_size: int = 16, baseline: np.ndarray | None = None,
+               progress: Callable[[float], None] | None = None) -> tuple[list[VoiceWindow], FamiliarityReading | None]:
+    """``predict_voice_windows`` and the recording's familiarity. When the voice model holds a familiarity
+    model (``familiarity.py``), the window probabilities take the temperature the whole recording's
+    familiarity gives (one per recording: how unlike the training data the voice is), not the fixed one."""
     windows = voice_windows(audio) if windows is None else windows
-    out: list[VoiceWindow] = []
+    net = model.model
+    familiarity = getattr(getattr(net, "probe", None), "familiarity", None) if isinstance(net, VoiceEnsemble) else None
+    logits_all, feats = [], []
     for i in range(0, len(windows), batch_size):
         chunk = windows[i: i + batch_size]
         mels = [log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]) for s, e, _ in chunk]
         x, n = mel_batch(mels)
-        device = next(model.model.parameters()).device
-        logits = voice_logits(model, x.to(device), n.to(device), baseline).float()
-        probs = softmax_t(logits, model.temperature)
-        out += [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(chunk, probs, logits.cpu().numpy(), strict=True)]
+        device = next(net.parameters()).device
+        if familiarity is not None:
+            b = None if baseline is None else torch.as_tensor(baseline, dtype=torch.float32, device=device)
+            logits, f = net.forward_with_features(x.to(device), n.to(device), b)
+            feats.append(f.float().cpu())
+        else:
+            logits = voice_logits(model, x.to(device), n.to(device), baseline)
+        logits_all.append(logits.float().cpu())
         if progress is not None:
-            progress(len(out) / len(windows))
-    return out
+            progress(min(i + batch_size, len(windows)) / len(windows))
+    if not windows:
+        return [], None
+    logits = torch.cat(logits_all)
+    reading = None
+    temperature = model.temperature
+    if familiarity is not None:
+        activity = torch.tensor([a for *_, a in windows], dtype=torch.float64)
+        pooled = (torch.cat(feats).double() * activity[:, None]).sum(0) / activity.sum()
+        reading = familiarity.read(net.probe.head_input(pooled.float()).double())
+        temperature = reading.temperature
+    probs = softmax_t(logits, temperature)
+    return [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(windows, probs, logits.numpy(), strict=True)], reading
 
 
 def pool_voice(windows: list[VoiceWindow], temperature: float | None = None) -> np.ndarray:

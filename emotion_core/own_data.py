@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .analysis import AnalysisResult, Analyzer
 from .baseline import recording_features
 from .constants import EMOTIONS
 from .errors import MediaError
+from .inference import pool_voice
 from .media import load_audio, probe
 from .metrics import confusion, ece
 from .profile import VoiceProfile, fit_profile, model_id
@@ -240,8 +242,10 @@ def voice_examples(analyzer: Analyzer, items: Iterable[LabelledFile], progress: 
             continue
         f = recording_features(probe_net, audio, [(w.start, w.end, w.activity) for w in branch.windows])
         head = probe_net.head
-        feats.append((f - head.mean.cpu().numpy()) / head.scale.cpu().numpy())
-        logp.append(np.log(np.clip(branch.probs, 1e-12, 1)))
+        x = probe_net.head_input(torch.from_numpy(f).to(head.mean)).cpu().numpy()
+        feats.append((x - head.mean.cpu().numpy()) / head.scale.cpu().numpy())
+        # the model's reading at its fixed temperature, as a profile applies it (not the recording's own)
+        logp.append(np.log(np.clip(pool_voice(branch.windows, analyzer.voice_model.temperature), 1e-12, 1)))
         labels.append(EMOTIONS.index(it.label))
     if progress is not None:
         progress(len(items), len(items), "done")

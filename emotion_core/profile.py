@@ -185,7 +185,8 @@ class ProfiledVoice(nn.Module):
                 baseline: torch.Tensor | None = None) -> torch.Tensor:
         logits, f = self.ensemble.forward_with_features(mel, n_frames, baseline)
         head = self.ensemble.probe.head
-        return adapted_logprobs(torch.log_softmax(logits / self.temperature, -1), (f - head.mean) / head.scale,
+        z = (self.ensemble.probe.head_input(f) - head.mean) / head.scale
+        return adapted_logprobs(torch.log_softmax(logits / self.temperature, -1), z,
                                 self.seen, self.weight, self.bias, self.gain)
 
 

@@ -80,7 +80,8 @@ def load_checkpoint(path: str | Path, *, verify: bool = True) -> tuple[nn.Module
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     net_cls, cfg_cls = CLASSES[ckpt["kind"]]
     model = net_cls(cfg_cls.from_dict(ckpt["config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()})
+    model.load_state_dict({k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v  # float64 stays
+                           for k, v in ckpt["state_dict"].items()})
     return model.eval(), ckpt["meta"] | ({"sha256": expected} if expected else {})
 
 

@@ -19,16 +19,35 @@ import torch
 from torch import nn
 
 from .constants import EMOTIONS
+from .familiarity import Familiarity
 from .whisper import WhisperEncoder, WhisperEncoderConfig
 
 ENSEMBLE_WEIGHT = 0.5
 """Weight of the probe in the geometric mean with the fine-tuned model (equal weights, not tuned)."""
 
 
+NORMS = ("none", "layer")
+"""How the plain head sees a clip's features: as they are, or ``layer``: each of the ten blocks (mean and
+standard deviation of each hidden state) standardised over its own numbers (a per-recording normalisation)."""
+
+
+def normalise_features(f: torch.Tensor, norm: str, blocks: int) -> torch.Tensor:
+    """Features under a normalisation of ``NORMS``."""
+    if norm == "none":
+        return f
+    if norm != "layer":
+        raise ValueError(f"unknown normalisation {norm!r}: one of {', '.join(NORMS)}")
+    b = f.reshape(*f.shape[:-1], blocks, -1)
+    b = (b - b.mean(-1, keepdim=True)) / b.std(-1, unbiased=False, keepdim=True).clamp_min(1e-6)
+    return b.reshape(f.shape)
+
+
 @dataclass
 class ProbeConfig:
     encoder: WhisperEncoderConfig = field(default_factory=WhisperEncoderConfig)
     n_classes: int = len(EMOTIONS)
+    norm: str = "none"  # NORMS: how the plain head sees the features
+    familiarity_components: int = 0  # > 0: the checkpoint holds a familiarity model (familiarity.py)
 
     @property
     def n_features(self) -> int:
@@ -36,7 +55,8 @@ class ProbeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ProbeConfig:
-        return cls(encoder=WhisperEncoderConfig(**d["encoder"]), n_classes=d["n_classes"])
+        return cls(encoder=WhisperEncoderConfig(**d["encoder"]), n_classes=d["n_classes"], norm=d.get("norm", "none"),
+                   familiarity_components=d.get("familiarity_components", 0))
 
 
 class StandardisedLinear(nn.Module):
@@ -61,6 +81,12 @@ class VoiceProbe(nn.Module):
         self.encoder = WhisperEncoder(cfg.encoder)
         self.head = StandardisedLinear(cfg.n_features, cfg.n_classes)
         self.baseline_head = StandardisedLinear(2 * cfg.n_features, cfg.n_classes)
+        self.familiarity = (Familiarity(cfg.n_features, cfg.familiarity_components)
+                            if cfg.familiarity_components else None)
+
+    def head_input(self, f: torch.Tensor) -> torch.Tensor:
+        """What the plain head and the familiarity model read: the features under ``cfg.norm``."""
+        return normalise_features(f, self.cfg.norm, 2 * (self.cfg.encoder.n_layers + 1))
 
     def features(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, n_features): mean and (unbiased) standard deviation over the valid frames."""
@@ -82,7 +108,7 @@ class VoiceProbe(nn.Module):
                 baseline: torch.Tensor | None = None) -> torch.Tensor:
         f = self.features(mel, n_frames)
         if baseline is None:
-            return self.head(f)
+            return self.head(self.head_input(f))
         return self.baseline_head(torch.cat([f, f - baseline.to(f.dtype)], -1))
 
 
@@ -116,7 +142,7 @@ class VoiceEnsemble(nn.Module):
         """The ensemble's output and the frozen encoder's features it was computed from (for a profile)."""
         a = torch.log_softmax(self.finetuned(mel, n_frames) / self.finetuned_temperature, -1)
         f = self.probe.features(mel, n_frames)
-        head = self.probe.head(f) if baseline is None else self.probe.baseline_head(
+        head = self.probe.head(self.probe.head_input(f)) if baseline is None else self.probe.baseline_head(
             torch.cat([f, f - baseline.to(f.dtype)], -1))
         return (1 - self.weight) * a + self.weight * torch.log_softmax(head, -1), f
 

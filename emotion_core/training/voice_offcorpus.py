@@ -40,12 +40,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..constants import EMOTIONS
 from ..metrics import ece
 from ..registry import REPORTS_DIR
-from ..voice_ensemble import StandardisedLinear
-from .corpora import CORPUS_CLASSES, ravdess_folds
+from ..voice_ensemble import StandardisedLinear, normalise_features
+from .corpora import CORPUS_CLASSES, NEMO_COMMIT, ravdess_folds
 from .datasets import ACTOR_FOLDS
 from .train_probe import PROBE_C, geometric
 from .voice_corpora import (
@@ -61,10 +62,20 @@ from .voice_corpora import (
 
 log = logging.getLogger(__name__)
 
+PROTOCOL = ("one corpus out: member 2's head trained on the candidate's other corpora, tested on every clip of the "
+            "held-out one (member 1, RAVDESS only, joins the ensemble for URDU, TurEV-DB and nEMO); RAVDESS 5-fold: "
+            "actors 01-04, 05-08, 09-12, 13-16, 17-20 held out in turn, the other corpora always in training; speakers "
+            "out (calibration only): each of URDU, TurEV-DB and nEMO's speakers dealt into 3 groups, held out in turn "
+            "with everything else in training. Accuracy and UAR among the test corpus's classes; core UAR among "
+            "angry, happy, sad and neutral (TurEV-DB: calm); 8-way accuracy, mean top probability and ECE (10 bins) "
+            "among all eight")
+
 CORPORA = ("ravdess", "urdu", "turev", "nemo")
 CORE = ("neutral", "happy", "sad", "angry")
 """The four emotions every corpus here labels (TurEV-DB says calm for neutral): issue #28's 4-class UAR."""
 ECE_BINS = 10
+BLOCKS = 10
+"""Mean and standard deviation of each of tiny.en's five hidden states: the blocks of a clip's features."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +89,6 @@ class Candidate:
     norm: str = "none"
 
 
-NORMS = ("none", "layer")
-"""``layer``: each of the ten blocks of a clip's features (mean and standard deviation of each of the five
-hidden states, 384 numbers each) standardised over its own 384 numbers: a per-recording normalisation that
-removes the level and spread a room or microphone gives a whole hidden state."""
 
 CANDIDATES: dict[str, Candidate] = {
     "today": Candidate(corpora=("ravdess", "urdu", "turev")),
@@ -93,15 +100,12 @@ CANDIDATES: dict[str, Candidate] = {
 clean-only variant and the per-recording normalisation."""
 
 
-def normalise(x: np.ndarray, norm: str, blocks: int = 10) -> np.ndarray:
-    """Clip features under a normalisation of ``NORMS`` (``layer``: per block of ``d / blocks`` numbers)."""
+def normalise(x: np.ndarray, norm: str) -> np.ndarray:
+    """Clip features as the shipped probe's ``head_input`` gives them (``voice_ensemble.NORMS``; ``layer``
+    removes the level and spread a room or microphone gives a whole hidden state)."""
     if norm == "none":
         return x
-    if norm != "layer":
-        raise ValueError(f"unknown normalisation {norm!r}: one of {', '.join(NORMS)}")
-    b = x.reshape(len(x), blocks, -1)
-    b = (b - b.mean(-1, keepdims=True)) / np.maximum(b.std(-1, keepdims=True), 1e-6)
-    return b.reshape(len(x), -1).astype(x.dtype)
+    return normalise_features(torch.from_numpy(x), norm, BLOCKS).numpy()
 
 
 def core_classes(corpus: str) -> list[int]:
@@ -247,17 +251,239 @@ def evaluate(table: Table, reports: Path = REPORTS_DIR, names: tuple[str, ...] |
     return results, oof
 
 
+# --- confidence that is honest off-corpus ------------------------------------------------------
+N_COMPONENTS = 8
+"""Principal components of the familiarity model (``familiarity.Familiarity``): fixed before the run, from an
+exploration on the clean features (held-out speakers of the training corpora against a held-out corpus:
+the score's separation was best at 8 of 8, 32 and 64 components on RAVDESS and nEMO out)."""
+
+
+def familiarity_scores(table: Table, cand: Candidate, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The familiarity score of the ``test`` clips against a model of the ``train`` clips' clean features."""
+    from ..familiarity import Familiarity
+
+    x = normalise(table.feats["clean"], cand.norm)
+    return Familiarity(x.shape[1], N_COMPONENTS).fit(x[train]).score(x[test])
+
+
+def speaker_out(table: Table, cand: Candidate, n_groups: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Member 2's probabilities and familiarity scores for the clips of URDU, TurEV-DB and nEMO with their
+    corpus in training but their own speakers held out (speakers dealt into ``n_groups`` groups per corpus)."""
+    from .adapt_curve import speaker_groups
+
+    used = np.isin(table.corpora, cand.corpora)
+    probs = np.full((len(table.labels), len(EMOTIONS)), np.nan)
+    score = np.full(len(table.labels), np.nan)
+    for corpus in CORPORA[1:]:
+        rows = table.corpora == corpus
+        for group in speaker_groups(table.speakers[rows], n_groups):
+            test = rows & np.isin(table.speakers, group)
+            probs[test] = predict(table, fit_head(table, used & ~test, cand), test, cand)
+            score[test] = familiarity_scores(table, cand, used & ~test, test)
+    return probs, score
+
+
+@dataclass
+class CalibrationSample:
+    """Pre-temperature ensemble probabilities, familiarity scores and labels of clips the model never heard:
+    ``familiar`` (new speakers of a training corpus) or not (a corpus out), with each clip's corpus."""
+
+    probs: np.ndarray
+    score: np.ndarray
+    labels: np.ndarray
+    unfamiliar: np.ndarray
+    corpora: np.ndarray
+
+
+def fit_map(s: CalibrationSample) -> tuple[float, float, float, float]:
+    """(centre, width, t_familiar, t_unfamiliar) minimising the sample's negative log-likelihood under
+    ``familiarity.Familiarity``'s map; every clip weighs by ``1 / (clips of its corpus and familiarity)``
+    so that no corpus, familiar or not, dominates."""
+    from scipy.optimize import minimize
+
+    logp = np.log(np.clip(s.probs, 1e-12, 1))
+    groups = [f"{c}:{u}" for c, u in zip(s.corpora, s.unfamiliar, strict=True)]
+    _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv]
+    w /= w.sum()
+    rows = np.arange(len(s.labels))
+
+    def loss(theta: np.ndarray) -> float:
+        centre, log_width, log_t_in, log_t_out = theta
+        u = 1 / (1 + np.exp(-(s.score - centre) / np.exp(log_width)))
+        t = np.exp(log_t_in * (1 - u) + log_t_out * u)[:, None]
+        z = logp / t
+        z = z - z.max(1, keepdims=True)
+        lp = z[rows, s.labels] - np.log(np.exp(z).sum(1))
+        return float(-(w * lp).sum())
+
+    centre0 = float(np.median(s.score))
+    best = min((minimize(loss, np.array([c0, np.log(0.3), 0.0, 0.5]), method="Nelder-Mead",
+                         options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-7})
+                for c0 in (centre0 - 0.5, centre0, centre0 + 0.5)), key=lambda r: r.fun)
+    centre, log_width, log_t_in, log_t_out = best.x
+    return float(centre), float(np.exp(log_width)), float(np.exp(log_t_in)), float(np.exp(log_t_out))
+
+
+def apply_map(probs: np.ndarray, score: np.ndarray, params: tuple[float, float, float, float]) -> np.ndarray:
+    """Probabilities at each clip's familiarity temperature (what ``familiarity.Familiarity`` gives at run time)."""
+    from .train_probe import power
+
+    centre, width, t_in, t_out = params
+    u = 1 / (1 + np.exp(-(score - centre) / width))
+    t = t_in ** (1 - u) * t_out**u
+    return np.stack([power(p[None], ti)[0] for p, ti in zip(probs, t, strict=True)])
+
+
+def calibration_sample(table: Table, cand: Candidate, probe: dict[str, np.ndarray], p_ft: np.ndarray, weight: float
+                       ) -> CalibrationSample:
+    """Every clip twice where it can be: unfamiliar (its corpus out) and familiar (its speakers out, its corpus
+    in: RAVDESS 5-fold, and ``speaker_out`` for the other corpora); the ensemble at ``weight`` before any
+    temperature (member 2 alone for RAVDESS out)."""
+    n = len(table.labels)
+    rav = table.corpora == "ravdess"
+    used = np.isin(table.corpora, cand.corpora)
+    out_score = np.zeros(n)
+    for corpus in CORPORA:
+        test = table.corpora == corpus
+        out_score[test] = familiarity_scores(table, cand, used & ~test, test)
+    in_score = np.full(n, np.nan)
+    folds = ravdess_folds(table.speakers, table.corpora)
+    for f in range(len(ACTOR_FOLDS)):
+        test = folds == f
+        in_score[test] = familiarity_scores(table, cand, used & ~test, test)
+    sp_probs, sp_score = speaker_out(table, cand)
+    in_probs = geometric(p_ft, sp_probs, weight)
+    in_probs[rav] = geometric(p_ft[rav], probe["five_fold"][rav], weight)
+    in_score[~rav] = sp_score[~rav]
+    out_probs = geometric(p_ft, probe["corpus_out"], weight)
+    out_probs[rav] = probe["corpus_out"][rav]
+    return CalibrationSample(np.concatenate([in_probs, out_probs]), np.concatenate([in_score, out_score]),
+                             np.tile(table.labels, 2), np.repeat([False, True], n), np.tile(table.corpora, 2))
+
+
+def confidence_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """8-way accuracy, mean top probability and ECE: whether the confidence shown can be trusted."""
+    return {"accuracy_8way": float((probs.argmax(1) == labels).mean()), "mean_top": float(probs.max(1).mean()),
+            "ece": ece(labels, probs, ECE_BINS)}
+
+
+def calibration_stage(table: Table, cand: Candidate, probe: dict[str, np.ndarray], p_ft: np.ndarray, weight: float,
+                      single_temperature: float) -> tuple[dict, tuple[float, float, float, float], CalibrationSample]:
+    """ECE, mean top probability and accuracy (8-way) per corpus, familiar and one corpus out, under today's single
+    temperature and under the familiarity map; the map evaluated on each group is fitted without that group
+    (nested: its corpus out, or its speakers out, never scores its own fit). Returns the report, the map fitted
+    on the whole sample (what ships) and the sample."""
+    from .train_probe import power
+
+    s = calibration_sample(table, cand, probe, p_ft, weight)
+    full = fit_map(s)
+    res: dict = {"map": dict(zip(("centre", "width", "t_familiar", "t_unfamiliar"), full, strict=True)),
+                 "single_temperature": single_temperature, "groups": {}}
+    for corpus in CORPORA:
+        for unfamiliar in (False, True):
+            g = (s.corpora == corpus) & (s.unfamiliar == unfamiliar)
+            rest = CalibrationSample(*(a[~g] for a in (s.probs, s.score, s.labels, s.unfamiliar, s.corpora)))
+            params = fit_map(rest)
+            y, p = s.labels[g], s.probs[g]
+            single, mapped = power(p, single_temperature), apply_map(p, s.score[g], params)
+            u = 1 / (1 + np.exp(-(s.score[g] - params[0]) / params[1]))
+            res["groups"][f"{corpus} {'corpus out' if unfamiliar else 'speakers out'}"] = {
+                "n": int(g.sum()), "single": confidence_figures(y, single),
+                "familiarity": confidence_figures(y, mapped),
+                "share_unfamiliar": float((u >= 0.5).mean()), "median_score": float(np.median(s.score[g])),
+                "nested_map": list(params)}
+            log.info("%s %s: ECE %.3f -> %.3f (unfamiliar %.2f)", corpus, "out" if unfamiliar else "in",
+                     ece(y, single, ECE_BINS), ece(y, mapped, ECE_BINS), float((u >= 0.5).mean()))
+    return res, full, s
+
+
+# --- the run -------------------------------------------------------------------------------------
+COMMAND = "python -m emotion_core train voice-corpora --data ../shared/data --nemo DIR_OF_NEMO --out runs/corpora4"
+
+
+def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
+    """Out-of-fold predictions, one row per clip and protocol (rows without a prediction left out)."""
+    import pandas as pd
+
+    frames = []
+    for name, p in tables.items():
+        rows = ~np.isnan(p).any(1)
+        df = pd.DataFrame({"protocol": name, "file": table.files[rows], "corpus": table.corpora[rows],
+                           "speaker": table.speakers[rows], "true": [EMOTIONS[k] for k in table.labels[rows]],
+                           "pred": [EMOTIONS[k] for k in p[rows].argmax(1)]})
+        df[list(EMOTIONS)] = p[rows]
+        frames.append(df)
+    pd.concat(frames).to_csv(path, index=False, float_format="%.4g")
+
+
 def main(args: argparse.Namespace) -> int:
+    from ..metrics import fit_temperature, nll
+    from .train_probe import power
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     variants = ("clean", "noise")
     features_stage(args, out, variants)
     table = Table.load(out, variants)
+    p_ft = member1(table, REPORTS_DIR)
     results, oof = evaluate(table)
-    np.savez(out / "oof.npz", **{f"{k}:{p}": v for k, d in oof.items() for p, v in d.items()})
-    report = {"candidates": results, "decision": choose(results)}
+    decision = choose(results)
+    name = decision["best"] if decision["ship"] else "today"
+    cand, weight = CANDIDATES[name], results[name]["decision"]["probe_weight"]
+    rav = table.corpora == "ravdess"
+    five = oof[name]["five_fold"]
+    single = fit_temperature(lambda t: nll(table.labels[rav], power(five[rav], t)))
+    probe = {k.removeprefix("probe_"): v for k, v in oof[name].items() if k.startswith("probe_")}
+    calibration, params, sample = calibration_stage(table, cand, probe, p_ft, weight, single)
+    report = {"command": COMMAND, "nemo_commit": NEMO_COMMIT, "protocol": PROTOCOL, "candidates": results,
+              "decision": decision, "calibrated": name, "calibration": calibration}
     reports = Path(args.reports or REPORTS_DIR) / "voice_offcorpus"
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "voice_offcorpus.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["decision"], indent=2))
+    n = len(table.labels)
+    write_oof(table, {f"{k}:{p}": v for k, d in oof.items() for p, v in d.items()} |
+              {"calibration:speakers_out": sample.probs[:n], "calibration:corpus_out": sample.probs[n:]},
+              reports / "voice_offcorpus_oof.csv")
+    print(json.dumps({"decision": decision, "calibration": {k: {m: v[m]["ece"] for m in ("single", "familiarity")}
+                                                            for k, v in calibration["groups"].items()}}, indent=2))
+    if args.final and decision["ship"]:
+        ship(args, table, cand, name, weight, params, report)
     return 0
+
+
+def ship(args: argparse.Namespace, table: Table, cand: Candidate, name: str, weight: float,
+         params: tuple[float, float, float, float], report: dict) -> str:
+    """Member 2's plain head fitted on every clip with the winning recipe and the familiarity model on every
+    clip's clean features, written into ``weights/voice_probe.pt`` with the ensemble weight and the calibration
+    map; the personal-baseline head of the shipped file (RAVDESS, ``train voice-probe``) is kept; the shipped
+    ensemble's RAVDESS out-of-fold predictions (what the misclassifications page shows) are written beside."""
+    from dataclasses import replace
+
+    from ..familiarity import Familiarity
+    from ..registry import WEIGHTS_DIR, load_checkpoint, save_checkpoint
+    from ..voice_ensemble import VoiceProbe
+
+    path = Path(args.weights or WEIGHTS_DIR) / "voice_probe.pt"
+    old_probe, old = load_checkpoint(path)
+    cfg = replace(old_probe.cfg, norm=cand.norm, familiarity_components=N_COMPONENTS)
+    probe = VoiceProbe(cfg)
+    probe.load_state_dict(old_probe.state_dict(), strict=False)  # the encoder and the baseline head
+    used = np.isin(table.corpora, cand.corpora)
+    probe.head = fit_head(table, used, cand)
+    probe.familiarity = Familiarity(cfg.n_features, N_COMPONENTS).fit(normalise(table.feats["clean"][used], cand.norm))
+    probe.familiarity.set_calibration(*params)
+    counts = {c: int((table.corpora[used] == c).sum()) for c in CORPORA}
+    old = {k: v for k, v in old.items() if k not in ("sha256", "cv", "ravdess_5fold")}
+    meta = old | {
+        "data": ", ".join(f"{c} ({n} clips)" for c, n in counts.items()), "recipe": name, "loss": cand.loss,
+        "variants": list(cand.variants), "norm": cand.norm, "corpus_classes": CORPUS_CLASSES, "c": PROBE_C,
+        "ensemble_weight": weight, "temperature": params[2],
+        "familiarity": {"centre": params[0], "width": params[1], "t_familiar": params[2], "t_unfamiliar": params[3],
+                        "components": N_COMPONENTS},
+        "ravdess_5fold": report["candidates"][name]["decision"]["ravdess_5fold"], "command": COMMAND,
+        "nemo_commit": NEMO_COMMIT,
+        "baseline_head": "kept from train voice-probe (RAVDESS actors 01-20; reports/voice_probe_cv.json)"}
+    digest = save_checkpoint(path, "voice_probe", probe, meta, keep_fp32=("head.", "baseline_head.", "familiarity."))
+    log.info("wrote voice_probe.pt (%s): %s, probe weight %.2f", digest[:12], name, weight)
+    return digest

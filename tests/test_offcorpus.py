@@ -1,0 +1,165 @@
+"""Voices it never heard (issue #28): the nEMO loader, the per-recording normalisation, the familiarity model and
+its calibration map, the recording-level temperature at run time, and the committed report against its
+out-of-fold predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from conftest import ROOT, SR, voiced_signal
+
+from emotion_core.constants import EMOTIONS
+from emotion_core.familiarity import UNFAMILIAR_MESSAGE, Familiarity
+from emotion_core.metrics import ece
+from emotion_core.training.corpora import find_corpora, find_corpus
+from emotion_core.training.voice_offcorpus import (
+    CalibrationSample,
+    apply_map,
+    core_classes,
+    fit_map,
+    normalise,
+    scores,
+)
+from emotion_core.voice_ensemble import ProbeConfig, VoiceProbe
+
+E = EMOTIONS.index
+REPORT = ROOT / "reports" / "voice_offcorpus"
+
+NEMO_TSV = ("file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
+            "WR0_surprised_64.wav\tsurprised\tUcho wykrywa dźwięki.\tucho wykrywa dźwięki\t        WR0\tmale\t23\n"
+            "EB0_neutral_13.wav\tneutral\tInteresuje mnie historia.\tinteresuje mnie historia\t        EB0\tfemale\t27\n"
+            "EB0_anger_2.wav\tanger\tTo jest stół.\tto jest stół\t        EB0\tfemale\t27\n")
+
+
+def _nemo(root: Path, tsv: str = NEMO_TSV) -> Path:
+    (root / "samples").mkdir(parents=True, exist_ok=True)
+    (root / "data.tsv").write_text(tsv, encoding="utf-8")
+    for line in tsv.splitlines()[1:]:
+        sf.write(root / "samples" / line.split("\t")[0], voiced_signal(0.5), 24000)
+    return root
+
+
+def test_nemo_is_read_from_its_own_table_with_speakers_stripped_and_emotions_mapped(tmp_path: Path) -> None:
+    clips = find_corpus("nemo", _nemo(tmp_path / "nemo"))
+    assert [(c.path.name, c.label, c.speaker, c.corpus) for c in clips] == [
+        ("EB0_anger_2.wav", "angry", "nemo:EB0", "nemo"), ("EB0_neutral_13.wav", "neutral", "nemo:EB0", "nemo"),
+        ("WR0_surprised_64.wav", "surprised", "nemo:WR0", "nemo")]
+
+
+def test_nemo_refuses_an_unknown_emotion_by_its_line_and_a_missing_clip(tmp_path: Path) -> None:
+    root = _nemo(tmp_path / "a", NEMO_TSV.replace("\tanger\t", "\tboredom\t"))
+    with pytest.raises(ValueError, match=r"line 4: unknown emotion 'boredom'"):
+        find_corpus("nemo", root)
+    root = _nemo(tmp_path / "b")
+    (root / "samples" / "EB0_neutral_13.wav").unlink()
+    with pytest.raises(FileNotFoundError, match="line 3: .*EB0_neutral_13.wav is missing"):
+        find_corpus("nemo", root)
+    with pytest.raises(FileNotFoundError, match="github.com/amu-cai/nEMO"):
+        find_corpus("nemo", tmp_path / "nowhere")
+
+
+def test_a_fetched_corpus_joins_the_shared_ones(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "urdu-16k" / "Sad").mkdir(parents=True)
+    sf.write(data / "urdu-16k" / "Sad" / "SM1_F1_S01.wav", voiced_signal(0.5), SR)
+    clips = find_corpora(data, ("urdu",), roots={"nemo": _nemo(tmp_path / "nemo")})
+    assert [c.corpus for c in clips] == ["urdu", "nemo", "nemo", "nemo"]
+
+
+def test_the_layer_normalisation_standardises_each_block_of_a_clip() -> None:
+    x = np.random.default_rng(0).normal(3, 2, (4, 10 * 6)).astype(np.float32)
+    z = normalise(x, "layer").reshape(4, 10, 6)
+    assert np.allclose(z.mean(-1), 0, atol=1e-5) and np.allclose(z.std(-1), 1, atol=1e-4)
+    # a room that scales and shifts a whole hidden state leaves it unchanged
+    shifted = x.reshape(4, 10, 6) * np.array([1.0, 3.0] * 5)[None, :, None] + 5
+    assert np.allclose(normalise(shifted.reshape(4, -1).astype(np.float32), "layer"), z.reshape(4, -1), atol=1e-4)
+    assert normalise(x, "none") is x
+
+
+def test_core_uar_takes_calm_for_neutral_where_a_corpus_has_no_neutral() -> None:
+    assert [EMOTIONS[k] for k in core_classes("turev")] == ["calm", "happy", "sad", "angry"]
+    assert [EMOTIONS[k] for k in core_classes("nemo")] == ["neutral", "happy", "sad", "angry"]
+    labels = np.array([E("neutral"), E("happy"), E("sad"), E("angry"), E("fearful")])
+    probs = np.eye(8)[[E("neutral"), E("happy"), E("angry"), E("angry"), E("fearful")]]
+    s = scores(labels, probs, "nemo")
+    assert s["core_uar"] == pytest.approx(0.75) and s["neutral_or_calm_recall"] == 1.0
+    assert s["ece"] == pytest.approx(ece(labels, probs, 10)) and s["mean_top"] == 1.0
+
+
+PROJECTION = np.random.default_rng(7).normal(0, 1, (3, 40))
+"""The training clips' low-dimensional cloud: 3 directions in 40 features."""
+
+
+def _clips(rng: np.random.Generator, n: int, off: float) -> np.ndarray:
+    """Clips on the training cloud (``off`` = 0) or ``off`` away from it in the other directions."""
+    return rng.normal(0, 1, (n, 3)) @ PROJECTION + off * rng.normal(0, 1, (n, 40)) + rng.normal(0, 0.1, (n, 40))
+
+
+def test_familiarity_scores_a_recording_unlike_the_training_clips_higher() -> None:
+    rng = np.random.default_rng(0)
+    fam = Familiarity(40, 3).fit(_clips(rng, 400, 0.0))
+    near, far = fam.score(_clips(rng, 50, 0.0)), fam.score(_clips(rng, 50, 1.0))
+    assert near.max() < far.min()
+    fam.set_calibration(float(np.median(np.r_[near, far])), 0.1, 1.1, 2.5)
+    a, b = fam.read(_clips(rng, 1, 0.0)[0]), fam.read(_clips(rng, 1, 1.0)[0])
+    assert not a.unfamiliar and a.temperature == pytest.approx(1.1, abs=0.05)
+    assert b.unfamiliar and b.temperature == pytest.approx(2.5, abs=0.05)
+    assert b.to_dict()["message"] == UNFAMILIAR_MESSAGE and a.to_dict()["message"] is None
+
+
+def test_the_calibration_map_cools_the_unfamiliar_clips_and_leaves_the_familiar_ones() -> None:
+    """Familiar clips: confidence matches accuracy at T = 1. Unfamiliar ones (higher score): as sure, right
+    far less often. The fitted map must give them a higher temperature and lower their ECE."""
+    rng = np.random.default_rng(1)
+    n = 1500
+    unfamiliar = np.repeat([False, True], n)
+    score = np.where(unfamiliar, 1.0, -1.0) + rng.normal(0, 0.3, 2 * n)
+    logits = rng.normal(0, 1, (2 * n, 8))
+    logits[np.arange(2 * n), 0] += 2.5
+    probs = torch.softmax(torch.from_numpy(logits), -1).numpy()
+    labels = np.array([rng.choice(8, p=p) for p in probs])  # calibrated by construction
+    labels[unfamiliar] = rng.integers(0, 8, n)  # off-corpus: as sure, at chance
+    sample = CalibrationSample(probs, score, labels, unfamiliar, np.where(unfamiliar, "b", "a"))
+    centre, width, t_in, t_out = fit_map(sample)
+    assert t_out > 3 * t_in and abs(t_in - 1) < 0.2 and -1 < centre < 1
+    mapped = apply_map(probs, score, (centre, width, t_in, t_out))
+    assert ece(labels[unfamiliar], mapped[unfamiliar], 10) < 0.5 * ece(labels[unfamiliar], probs[unfamiliar], 10)
+    assert ece(labels[~unfamiliar], mapped[~unfamiliar], 10) < 0.05
+
+
+def test_a_probe_with_a_familiarity_model_round_trips_and_an_old_config_still_loads(tmp_path: Path) -> None:
+    from emotion_core.registry import load_checkpoint, save_checkpoint
+
+    cfg = ProbeConfig(norm="layer", familiarity_components=4)
+    probe = VoiceProbe(cfg)
+    probe.familiarity.fit(np.random.default_rng(0).normal(size=(50, cfg.n_features)))
+    probe.familiarity.set_calibration(0.5, 0.2, 1.1, 2.0)
+    save_checkpoint(tmp_path / "voice_probe.pt", "voice_probe", probe, {}, keep_fp32=("familiarity.",))
+    back, _ = load_checkpoint(tmp_path / "voice_probe.pt")
+    assert back.cfg == cfg and torch.equal(back.familiarity.components, probe.familiarity.components)
+    assert back.familiarity.calibration.tolist() == [0.5, 0.2, 1.1, 2.0]
+    old = ProbeConfig.from_dict({"encoder": {}, "n_classes": 8})
+    assert old.norm == "none" and old.familiarity_components == 0 and VoiceProbe(old).familiarity is None
+
+
+@pytest.mark.skipif(not (REPORT / "voice_offcorpus.json").exists(), reason="no four-corpora report committed")
+def test_committed_offcorpus_report_matches_its_out_of_fold_predictions() -> None:
+    report = json.loads((REPORT / "voice_offcorpus.json").read_text())
+    oof = pd.read_csv(REPORT / "voice_offcorpus_oof.csv")
+    for name, res in report["candidates"].items():
+        for corpus, r in res["corpus_out"].items():
+            rows = oof[(oof.protocol == f"{name}:probe_corpus_out") & (oof.corpus == corpus)]
+            labels = np.array([E(e) for e in rows.true])
+            s = scores(labels, rows[list(EMOTIONS)].to_numpy(), corpus)
+            assert s["n"] == r["probe"]["n"]
+            assert s["core_uar"] == pytest.approx(r["probe"]["core_uar"], abs=2e-3)
+        five = oof[(oof.protocol == f"{name}:probe_five_fold")]
+        assert set(five.corpus) == {"ravdess"} and len(five) == 1200
+        assert len({s.split(":")[1] for s in five.speaker}) == 20
+    assert report["decision"]["rule"].startswith("ship the candidate")
