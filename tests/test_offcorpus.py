@@ -163,3 +163,45 @@ def test_committed_offcorpus_report_matches_its_out_of_fold_predictions() -> Non
         assert set(five.corpus) == {"ravdess"} and len(five) == 1200
         assert len({s.split(":")[1] for s in five.speaker}) == 20
     assert report["decision"]["rule"].startswith("ship the candidate")
+
+
+def _voice_with_map(centre: float):
+    """The shipped voice model with a familiarity model whose map puts every recording on one side of ``centre``."""
+    from emotion_core.registry import load_model
+
+    voice = load_model("voice")
+    probe = voice.model.probe
+    if probe.familiarity is None:
+        probe.familiarity = Familiarity(probe.cfg.n_features, 2).fit(
+            np.random.default_rng(0).normal(size=(20, probe.cfg.n_features)))
+    probe.familiarity.set_calibration(centre, 0.01, 1.2, 3.0)
+    return voice
+
+
+def test_the_whole_recording_takes_the_temperature_its_familiarity_gives() -> None:
+    from emotion_core.inference import read_voice, softmax_t
+
+    audio = voiced_signal(6.0, seed=3)
+    for centre, temperature in ((-1e3, 3.0), (1e3, 1.2)):
+        windows, reading = read_voice(_voice_with_map(centre), audio)
+        assert reading is not None and reading.temperature == pytest.approx(temperature)
+        assert reading.unfamiliar == (centre < 0)
+        assert len(windows) >= 2
+        for w in windows:
+            np.testing.assert_allclose(w.probs, softmax_t(torch.from_numpy(w.logits), temperature), atol=1e-6)
+
+
+def test_an_unfamiliar_voice_is_said_once_per_recording_and_in_the_json(tmp_path: Path, analyzer) -> None:
+    from emotion_core.analysis import Analyzer
+    from emotion_core.registry import Models
+
+    wav = tmp_path / "long.wav"
+    sf.write(wav, voiced_signal(12.0, seed=5), SR)
+    a = Analyzer(models=Models(voice=_voice_with_map(-1e3), face=analyzer.models.face), detector=analyzer.detector)
+    d = a.analyze(wav).to_dict()
+    assert d["warnings"].count(f"voice: {UNFAMILIAR_MESSAGE}") == 1 and len(d["modalities"]["voice"]["windows"]) > 3
+    assert d["modalities"]["voice"]["familiarity"]["unfamiliar"] is True
+    a = Analyzer(models=Models(voice=_voice_with_map(1e3), face=analyzer.models.face), detector=analyzer.detector)
+    d = a.analyze(wav).to_dict()
+    assert not any(UNFAMILIAR_MESSAGE in w for w in d["warnings"])
+    assert d["modalities"]["voice"]["familiarity"]["unfamiliar"] is False
