@@ -1,14 +1,21 @@
 """How familiar a recording's voice is to the voice model, and the confidence that follows from it.
 
 Why: measured one corpus out, the voice model is as sure of itself on speech from a corpus it never heard
-as on RAVDESS, while it is right far less often. The recording setting dominates the frozen encoder's
-features, so how far a recording's features lie from the training clips' says whether the model is on
-known ground. ``Familiarity`` holds a principal-component model of the training clips' standardised probe
-features; a recording's **score** is the log of its mean squared distance outside the training subspace
-(what the components cannot explain) and inside it (in units of each component's spread). A logistic map
-fitted one corpus out (``training/voice_offcorpus.py``) turns the score into the chance that the recording
-is *unlike* the training data, and the temperature moves from the in-corpus one to the off-corpus one in
-proportion: ``T = t_familiar ** (1 - u) * t_unfamiliar ** u``.
+as on RAVDESS, while it is right far less often. Three signals say whether a recording is on known ground:
+
+- **inside**: how far its frozen-encoder features lie from the training clips' *within* their main
+  directions of variation (the recording setting dominates these features), in units of each direction's
+  spread (log of the mean squared Mahalanobis distance over the principal components);
+- **outside**: how much of its features those directions cannot explain at all (log mean squared residual);
+- **disagreement**: how differently the two members read it (Jensen-Shannon divergence of their clip
+  probabilities): member 1 learned from RAVDESS alone, member 2 from every training corpus, so they agree
+  where both are on known ground.
+
+A logistic map, fitted one corpus out (``training/voice_offcorpus.py``: clips of a corpus the model never
+heard against new speakers of the corpora it did), turns them into the **unfamiliarity** ``u`` (0-1, the
+chance that the recording is unlike the training data), and the temperature moves from the in-corpus
+one to the off-corpus one in proportion: ``T = t_familiar ** (1 - u) * t_unfamiliar ** u``. One temperature
+per recording: the whole recording is or is not like the training data.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+SIGNALS = ("inside", "outside", "disagreement")
 UNFAMILIAR_AT = 0.5
 """A recording counts as unlike the training data when its unfamiliarity is at least this."""
 
@@ -31,9 +39,9 @@ UNFAMILIAR_MESSAGE = ("This voice is unlike the recordings the voice model learn
 
 @dataclass(frozen=True)
 class FamiliarityReading:
-    """One recording's familiarity: its score, its unfamiliarity (0-1) and the temperature it gives."""
+    """One recording's familiarity: its signals, its unfamiliarity (0-1) and the temperature it gives."""
 
-    score: float
+    signals: tuple[float, float, float]
     unfamiliarity: float
     temperature: float
 
@@ -42,9 +50,16 @@ class FamiliarityReading:
         return self.unfamiliarity >= UNFAMILIAR_AT
 
     def to_dict(self) -> dict[str, float | bool | str | None]:
-        return {"score": round(self.score, 4), "unfamiliarity": round(self.unfamiliarity, 4),
-                "temperature": round(self.temperature, 4), "unfamiliar": self.unfamiliar,
-                "message": UNFAMILIAR_MESSAGE if self.unfamiliar else None}
+        return {**{k: round(v, 4) for k, v in zip(SIGNALS, self.signals, strict=True)},
+                "unfamiliarity": round(self.unfamiliarity, 4), "temperature": round(self.temperature, 4),
+                "unfamiliar": self.unfamiliar, "message": UNFAMILIAR_MESSAGE if self.unfamiliar else None}
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(n,) Jensen-Shannon divergence (nats) between rows of two probability tables."""
+    p, q = np.clip(np.atleast_2d(p), 1e-12, 1), np.clip(np.atleast_2d(q), 1e-12, 1)
+    m = (p + q) / 2
+    return 0.5 * (p * np.log(p / m)).sum(1) + 0.5 * (q * np.log(q / m)).sum(1)
 
 
 class Familiarity(nn.Module):
@@ -56,8 +71,9 @@ class Familiarity(nn.Module):
         self.register_buffer("scale", torch.ones(n_features, dtype=torch.float64))
         self.register_buffer("components", torch.zeros(n_components, n_features, dtype=torch.float64))
         self.register_buffer("variance", torch.ones(n_components, dtype=torch.float64))
-        # the calibration map: unfamiliarity = sigmoid((score - centre) / width); the two temperatures
-        self.register_buffer("calibration", torch.tensor([0.0, 1.0, 1.0, 1.0], dtype=torch.float64))
+        # the map: unfamiliarity = sigmoid(weights . signals + bias); then the two temperatures
+        self.register_buffer("weights", torch.zeros(len(SIGNALS), dtype=torch.float64))
+        self.register_buffer("calibration", torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64))
 
     def fit(self, x: np.ndarray) -> Familiarity:
         """The principal components of the (n, n_features) training clip features."""
@@ -76,31 +92,32 @@ class Familiarity(nn.Module):
             self.variance.copy_((s[:k] ** 2 / len(z)).clamp_min(1e-12))
         return self
 
-    def set_calibration(self, centre: float, width: float, t_familiar: float, t_unfamiliar: float) -> None:
+    def set_map(self, weights: np.ndarray, bias: float, t_familiar: float, t_unfamiliar: float) -> None:
         with torch.no_grad():
-            self.calibration.copy_(torch.tensor([centre, width, t_familiar, t_unfamiliar], dtype=torch.float64))
+            self.weights.copy_(torch.as_tensor(np.asarray(weights, np.float64)))
+            self.calibration.copy_(torch.tensor([bias, t_familiar, t_unfamiliar], dtype=torch.float64))
 
     @torch.no_grad()
-    def score(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
-        """(n,) log mean squared distance of each feature row from the training clips' subspace, the distance
-        inside it in units of each component's spread; higher = less familiar."""
+    def distances(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(n, 2): the inside and outside signals of each feature row (module docstring); higher = less familiar."""
         z = (torch.as_tensor(x, dtype=torch.float64).reshape(-1, self.mean.shape[0]) - self.mean) / self.scale
         p = z @ self.components.T
-        inside = (p**2 / self.variance).sum(1)
-        outside = ((z - p @ self.components) ** 2).sum(1)
-        return torch.log((inside + outside) / z.shape[1]).numpy()
+        inside = (p**2 / self.variance).mean(1)
+        outside = ((z - p @ self.components) ** 2).mean(1)
+        return torch.stack([inside.log(), outside.log()], 1).numpy()
 
-    def unfamiliarity(self, score: np.ndarray | float) -> np.ndarray:
-        centre, width = float(self.calibration[0]), float(self.calibration[1])
-        return 1.0 / (1.0 + np.exp(-(np.asarray(score, np.float64) - centre) / width))
+    def unfamiliarity(self, signals: np.ndarray) -> np.ndarray:
+        """(n,) from (n, 3) signals."""
+        logit = np.atleast_2d(signals) @ self.weights.numpy() + float(self.calibration[0])
+        return 1.0 / (1.0 + np.exp(-logit))
 
     def temperature(self, unfamiliarity: np.ndarray | float) -> np.ndarray:
-        t_in, t_out = float(self.calibration[2]), float(self.calibration[3])
+        t_in, t_out = float(self.calibration[1]), float(self.calibration[2])
         u = np.asarray(unfamiliarity, np.float64)
         return t_in ** (1 - u) * t_out**u
 
-    def read(self, features: np.ndarray | torch.Tensor) -> FamiliarityReading:
-        """One recording's reading from its (n_features,) pooled clip features."""
-        s = float(self.score(features)[0])
-        u = float(self.unfamiliarity(s))
-        return FamiliarityReading(s, u, float(self.temperature(u)))
+    def read(self, features: np.ndarray | torch.Tensor, disagreement: float) -> FamiliarityReading:
+        """One recording's reading from its (n_features,) pooled clip features and its members' disagreement."""
+        signals = np.r_[self.distances(features)[0], disagreement]
+        u = float(self.unfamiliarity(signals)[0])
+        return FamiliarityReading(tuple(float(v) for v in signals), u, float(self.temperature(u)))

@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, SR, voiced_signal
 
 from emotion_core.constants import EMOTIONS
-from emotion_core.familiarity import UNFAMILIAR_MESSAGE, Familiarity
+from emotion_core.familiarity import UNFAMILIAR_MESSAGE, Familiarity, js_divergence
 from emotion_core.metrics import ece
 from emotion_core.training.corpora import find_corpora, find_corpus
 from emotion_core.training.voice_offcorpus import (
@@ -58,9 +58,9 @@ def test_nemo_refuses_an_unknown_emotion_by_its_line_and_a_missing_clip(tmp_path
         find_corpus("nemo", root)
     root = _nemo(tmp_path / "b")
     (root / "samples" / "EB0_neutral_13.wav").unlink()
-    with pytest.raises(FileNotFoundError, match="line 3: .*EB0_neutral_13.wav is missing"):
+    with pytest.raises(FileNotFoundError, match=r"line 3: .*EB0_neutral_13\.wav is missing"):
         find_corpus("nemo", root)
-    with pytest.raises(FileNotFoundError, match="github.com/amu-cai/nEMO"):
+    with pytest.raises(FileNotFoundError, match=r"github\.com/amu-cai/nEMO"):
         find_corpus("nemo", tmp_path / "nowhere")
 
 
@@ -101,36 +101,50 @@ def _clips(rng: np.random.Generator, n: int, off: float) -> np.ndarray:
     return rng.normal(0, 1, (n, 3)) @ PROJECTION + off * rng.normal(0, 1, (n, 40)) + rng.normal(0, 0.1, (n, 40))
 
 
-def test_familiarity_scores_a_recording_unlike_the_training_clips_higher() -> None:
+def test_familiarity_distances_grow_for_a_recording_unlike_the_training_clips() -> None:
     rng = np.random.default_rng(0)
     fam = Familiarity(40, 3).fit(_clips(rng, 400, 0.0))
-    near, far = fam.score(_clips(rng, 50, 0.0)), fam.score(_clips(rng, 50, 1.0))
-    assert near.max() < far.min()
-    fam.set_calibration(float(np.median(np.r_[near, far])), 0.1, 1.1, 2.5)
-    a, b = fam.read(_clips(rng, 1, 0.0)[0]), fam.read(_clips(rng, 1, 1.0)[0])
+    near, far = fam.distances(_clips(rng, 50, 0.0)), fam.distances(_clips(rng, 50, 1.0))
+    assert near[:, 1].max() < far[:, 1].min(), "off the training directions: the outside distance grows"
+    wide = rng.normal(0, 1, (50, 3)) @ PROJECTION * 4 + rng.normal(0, 0.1, (50, 40))
+    assert np.median(fam.distances(wide)[:, 0]) > near[:, 0].max(), "far along them: the inside distance grows"
+    fam.set_map(np.array([0.0, 10.0, 0.0]), -10.0 * float(np.median(np.r_[near[:, 1], far[:, 1]])), 1.1, 2.5)
+    a, b = fam.read(_clips(rng, 1, 0.0)[0], 0.0), fam.read(_clips(rng, 1, 1.0)[0], 0.0)
     assert not a.unfamiliar and a.temperature == pytest.approx(1.1, abs=0.05)
     assert b.unfamiliar and b.temperature == pytest.approx(2.5, abs=0.05)
     assert b.to_dict()["message"] == UNFAMILIAR_MESSAGE and a.to_dict()["message"] is None
+    assert set(a.to_dict()) >= {"inside", "outside", "disagreement", "unfamiliarity", "temperature"}
+
+
+def test_members_that_read_a_clip_alike_do_not_disagree() -> None:
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    assert js_divergence(p, p) == pytest.approx([0, 0], abs=1e-9)
+    d = js_divergence(p, p[::-1])
+    assert (d > 0.2).all() and d == pytest.approx(js_divergence(p[::-1], p)) and (d <= np.log(2)).all()
 
 
 def test_the_calibration_map_cools_the_unfamiliar_clips_and_leaves_the_familiar_ones() -> None:
-    """Familiar clips: confidence matches accuracy at T = 1. Unfamiliar ones (higher score): as sure, right
-    far less often. The fitted map must give them a higher temperature and lower their ECE."""
+    """Familiar clips: confidence matches accuracy at T = 1. Unfamiliar ones (higher signals): as sure, right
+    far less often. The fitted map must find them and give them a higher temperature and a lower ECE."""
     rng = np.random.default_rng(1)
     n = 1500
     unfamiliar = np.repeat([False, True], n)
-    score = np.where(unfamiliar, 1.0, -1.0) + rng.normal(0, 0.3, 2 * n)
+    signals = np.where(unfamiliar, 1.0, -1.0)[:, None] + rng.normal(0, 0.5, (2 * n, 3))
     logits = rng.normal(0, 1, (2 * n, 8))
     logits[np.arange(2 * n), 0] += 2.5
     probs = torch.softmax(torch.from_numpy(logits), -1).numpy()
     labels = np.array([rng.choice(8, p=p) for p in probs])  # calibrated by construction
     labels[unfamiliar] = rng.integers(0, 8, n)  # off-corpus: as sure, at chance
-    sample = CalibrationSample(probs, score, labels, unfamiliar, np.where(unfamiliar, "b", "a"))
-    centre, width, t_in, t_out = fit_map(sample)
-    assert t_out > 3 * t_in and abs(t_in - 1) < 0.2 and -1 < centre < 1
-    mapped = apply_map(probs, score, (centre, width, t_in, t_out))
+    sample = CalibrationSample(probs, signals, labels, unfamiliar, np.where(unfamiliar, "b", "a"))
+    params = fit_map(sample)
+    assert params[3] > 3 * params[2] and abs(params[2] - 1) < 0.2 and (params[0] > 0).all()
+    mapped = apply_map(probs, signals, params)
     assert ece(labels[unfamiliar], mapped[unfamiliar], 10) < 0.5 * ece(labels[unfamiliar], probs[unfamiliar], 10)
     assert ece(labels[~unfamiliar], mapped[~unfamiliar], 10) < 0.05
+    fam = Familiarity(4, 1)
+    fam.set_map(*params)
+    u = fam.unfamiliarity(signals[:5])
+    np.testing.assert_allclose(fam.temperature(u), params[2] ** (1 - u) * params[3] ** u)
 
 
 def test_a_probe_with_a_familiarity_model_round_trips_and_an_old_config_still_loads(tmp_path: Path) -> None:
@@ -139,11 +153,12 @@ def test_a_probe_with_a_familiarity_model_round_trips_and_an_old_config_still_lo
     cfg = ProbeConfig(norm="layer", familiarity_components=4)
     probe = VoiceProbe(cfg)
     probe.familiarity.fit(np.random.default_rng(0).normal(size=(50, cfg.n_features)))
-    probe.familiarity.set_calibration(0.5, 0.2, 1.1, 2.0)
+    probe.familiarity.set_map(np.array([0.5, 0.2, 1.0]), -1.0, 1.1, 2.0)
     save_checkpoint(tmp_path / "voice_probe.pt", "voice_probe", probe, {}, keep_fp32=("familiarity.",))
     back, _ = load_checkpoint(tmp_path / "voice_probe.pt")
     assert back.cfg == cfg and torch.equal(back.familiarity.components, probe.familiarity.components)
-    assert back.familiarity.calibration.tolist() == [0.5, 0.2, 1.1, 2.0]
+    assert back.familiarity.calibration.tolist() == [-1.0, 1.1, 2.0]
+    assert back.familiarity.weights.tolist() == [0.5, 0.2, 1.0]
     old = ProbeConfig.from_dict({"encoder": {}, "n_classes": 8})
     assert old.norm == "none" and old.familiarity_components == 0 and VoiceProbe(old).familiarity is None
 
@@ -165,8 +180,8 @@ def test_committed_offcorpus_report_matches_its_out_of_fold_predictions() -> Non
     assert report["decision"]["rule"].startswith("ship the candidate")
 
 
-def _voice_with_map(centre: float):
-    """The shipped voice model with a familiarity model whose map puts every recording on one side of ``centre``."""
+def _voice_with_map(bias: float):
+    """The shipped voice model with a familiarity map whose bias alone decides (> 0: every recording unfamiliar)."""
     from emotion_core.registry import load_model
 
     voice = load_model("voice")
@@ -174,7 +189,7 @@ def _voice_with_map(centre: float):
     if probe.familiarity is None:
         probe.familiarity = Familiarity(probe.cfg.n_features, 2).fit(
             np.random.default_rng(0).normal(size=(20, probe.cfg.n_features)))
-    probe.familiarity.set_calibration(centre, 0.01, 1.2, 3.0)
+    probe.familiarity.set_map(np.zeros(3), bias, 1.2, 3.0)
     return voice
 
 
@@ -182,10 +197,10 @@ def test_the_whole_recording_takes_the_temperature_its_familiarity_gives() -> No
     from emotion_core.inference import read_voice, softmax_t
 
     audio = voiced_signal(6.0, seed=3)
-    for centre, temperature in ((-1e3, 3.0), (1e3, 1.2)):
-        windows, reading = read_voice(_voice_with_map(centre), audio)
+    for bias, temperature in ((1e3, 3.0), (-1e3, 1.2)):
+        windows, reading = read_voice(_voice_with_map(bias), audio)
         assert reading is not None and reading.temperature == pytest.approx(temperature)
-        assert reading.unfamiliar == (centre < 0)
+        assert reading.unfamiliar == (bias > 0)
         assert len(windows) >= 2
         for w in windows:
             np.testing.assert_allclose(w.probs, softmax_t(torch.from_numpy(w.logits), temperature), atol=1e-6)
@@ -197,11 +212,11 @@ def test_an_unfamiliar_voice_is_said_once_per_recording_and_in_the_json(tmp_path
 
     wav = tmp_path / "long.wav"
     sf.write(wav, voiced_signal(12.0, seed=5), SR)
-    a = Analyzer(models=Models(voice=_voice_with_map(-1e3), face=analyzer.models.face), detector=analyzer.detector)
+    a = Analyzer(models=Models(voice=_voice_with_map(1e3), face=analyzer.models.face), detector=analyzer.detector)
     d = a.analyze(wav).to_dict()
     assert d["warnings"].count(f"voice: {UNFAMILIAR_MESSAGE}") == 1 and len(d["modalities"]["voice"]["windows"]) > 3
     assert d["modalities"]["voice"]["familiarity"]["unfamiliar"] is True
-    a = Analyzer(models=Models(voice=_voice_with_map(1e3), face=analyzer.models.face), detector=analyzer.detector)
+    a = Analyzer(models=Models(voice=_voice_with_map(-1e3), face=analyzer.models.face), detector=analyzer.detector)
     d = a.analyze(wav).to_dict()
     assert not any(UNFAMILIAR_MESSAGE in w for w in d["warnings"])
     assert d["modalities"]["voice"]["familiarity"]["unfamiliar"] is False

@@ -473,15 +473,18 @@ def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
     pd.concat(frames).to_csv(path, index=False, float_format="%.6g")  # 6 significant digits: small ones too
 
 
-def write_ravdess_ensemble_oof(table: Table, five_ens: np.ndarray, temperature: float, inputs: Path, path: Path) -> None:
+def write_ravdess_ensemble_oof(table: Table, five_ens: np.ndarray, temperature: float | np.ndarray, inputs: Path,
+                               path: Path) -> None:
     """The candidate ensemble's RAVDESS 5-fold out-of-fold probabilities at its temperature (as the app gives
-    them) in ``voice_oof.csv``'s layout (file, actor, fold, intensity, statement): ``registry.VOICE_OOF``."""
+    them; one per RAVDESS clip when the temperature follows each recording's familiarity) in ``voice_oof.csv``'s
+    layout (file, actor, fold, intensity, statement): ``registry.VOICE_OOF``."""
     import pandas as pd
 
     rav = table.corpora == "ravdess"
     base = pd.read_csv(inputs / "voice_oof.csv").set_index("file")
     out = base.loc[[Path(f).name for f in table.files[rav]]].reset_index().drop(columns=[*EMOTIONS, "pred"])
-    p = power(five_ens[rav], temperature)
+    t = np.broadcast_to(np.asarray(temperature, np.float64), (int(rav.sum()),))
+    p = np.stack([power(row[None], ti)[0] for row, ti in zip(five_ens[rav], t, strict=True)])
     out["pred"] = [EMOTIONS[i] for i in p.argmax(1)]
     out[list(EMOTIONS)] = np.round(p, 5)
     out.to_csv(path, index=False)

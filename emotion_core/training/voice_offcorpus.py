@@ -58,6 +58,7 @@ from .voice_corpora import (
     fit_masked_head,
     head_probabilities,
     ravdess_oof,
+    write_ravdess_ensemble_oof,
 )
 
 log = logging.getLogger(__name__)
@@ -255,83 +256,93 @@ def evaluate(table: Table, reports: Path = REPORTS_DIR, names: tuple[str, ...] |
 N_COMPONENTS = 8
 """Principal components of the familiarity model (``familiarity.Familiarity``): fixed before the run, from an
 exploration on the clean features (held-out speakers of the training corpora against a held-out corpus:
-the score's separation was best at 8 of 8, 32 and 64 components on RAVDESS and nEMO out)."""
+the inside distance separated RAVDESS out and nEMO out best at 8 of 8, 32 and 64 components)."""
+MAP_C = 1.0
+"""Inverse L2 strength of the map's logistic regression (scikit-learn's default; not tuned)."""
 
 
-def familiarity_scores(table: Table, cand: Candidate, train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """The familiarity score of the ``test`` clips against a model of the ``train`` clips' clean features."""
+def familiarity_distances(table: Table, cand: Candidate, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """(n_test, 2) inside and outside distances of the ``test`` clips from a model of the ``train`` clips."""
     from ..familiarity import Familiarity
 
     x = normalise(table.feats["clean"], cand.norm)
-    return Familiarity(x.shape[1], N_COMPONENTS).fit(x[train]).score(x[test])
+    return Familiarity(x.shape[1], N_COMPONENTS).fit(x[train]).distances(x[test])
 
 
 def speaker_out(table: Table, cand: Candidate, n_groups: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Member 2's probabilities and familiarity scores for the clips of URDU, TurEV-DB and nEMO with their
+    """Member 2's probabilities and the familiarity distances for the clips of URDU, TurEV-DB and nEMO with their
     corpus in training but their own speakers held out (speakers dealt into ``n_groups`` groups per corpus)."""
     from .adapt_curve import speaker_groups
 
     used = np.isin(table.corpora, cand.corpora)
     probs = np.full((len(table.labels), len(EMOTIONS)), np.nan)
-    score = np.full(len(table.labels), np.nan)
+    dist = np.full((len(table.labels), 2), np.nan)
     for corpus in CORPORA[1:]:
         rows = table.corpora == corpus
         for group in speaker_groups(table.speakers[rows], n_groups):
             test = rows & np.isin(table.speakers, group)
             probs[test] = predict(table, fit_head(table, used & ~test, cand), test, cand)
-            score[test] = familiarity_scores(table, cand, used & ~test, test)
-    return probs, score
+            dist[test] = familiarity_distances(table, cand, used & ~test, test)
+    return probs, dist
 
 
 @dataclass
 class CalibrationSample:
-    """Pre-temperature ensemble probabilities, familiarity scores and labels of clips the model never heard:
-    ``familiar`` (new speakers of a training corpus) or not (a corpus out), with each clip's corpus."""
+    """Pre-temperature ensemble probabilities, the familiarity signals (``familiarity.SIGNALS``) and labels of
+    clips the model never heard: familiar (new speakers of a training corpus) or not (a corpus out), with each
+    clip's corpus."""
 
     probs: np.ndarray
-    score: np.ndarray
+    signals: np.ndarray
     labels: np.ndarray
     unfamiliar: np.ndarray
     corpora: np.ndarray
 
+    def subset(self, rows: np.ndarray) -> CalibrationSample:
+        return CalibrationSample(self.probs[rows], self.signals[rows], self.labels[rows], self.unfamiliar[rows],
+                                 self.corpora[rows])
 
-def fit_map(s: CalibrationSample) -> tuple[float, float, float, float]:
-    """(centre, width, t_familiar, t_unfamiliar) minimising the sample's negative log-likelihood under
-    ``familiarity.Familiarity``'s map; every clip weighs by ``1 / (clips of its corpus and familiarity)``
-    so that no corpus, familiar or not, dominates."""
+    def group_weights(self) -> np.ndarray:
+        """Every (corpus, familiar or not) group weighs the same, the weights summing to the number of clips."""
+        groups = np.array([f"{c}:{u}" for c, u in zip(self.corpora, self.unfamiliar, strict=True)])
+        _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
+        w = 1.0 / counts[inv]
+        return w * len(w) / w.sum()
+
+
+def fit_map(s: CalibrationSample) -> tuple[np.ndarray, float, float, float]:
+    """(weights, bias, t_familiar, t_unfamiliar): a logistic regression of unfamiliar against familiar on the
+    signals (the unfamiliarity), then the two temperatures minimising the negative log-likelihood of the labels
+    under ``T = t_familiar ** (1 - u) * t_unfamiliar ** u``; every (corpus, familiar or not) group weighs the
+    same in both."""
     from scipy.optimize import minimize
+    from sklearn.linear_model import LogisticRegression
 
+    w = s.group_weights()
+    lr = LogisticRegression(C=MAP_C, max_iter=1000).fit(s.signals, s.unfamiliar, sample_weight=w)
+    u = lr.predict_proba(s.signals)[:, 1]
     logp = np.log(np.clip(s.probs, 1e-12, 1))
-    groups = [f"{c}:{u}" for c, u in zip(s.corpora, s.unfamiliar, strict=True)]
-    _, inv, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inv]
-    w /= w.sum()
     rows = np.arange(len(s.labels))
 
     def loss(theta: np.ndarray) -> float:
-        centre, log_width, log_t_in, log_t_out = theta
-        u = 1 / (1 + np.exp(-(s.score - centre) / np.exp(log_width)))
-        t = np.exp(log_t_in * (1 - u) + log_t_out * u)[:, None]
-        z = logp / t
+        z = logp / np.exp(theta[0] * (1 - u) + theta[1] * u)[:, None]
         z = z - z.max(1, keepdims=True)
-        lp = z[rows, s.labels] - np.log(np.exp(z).sum(1))
-        return float(-(w * lp).sum())
+        return float(-(w * (z[rows, s.labels] - np.log(np.exp(z).sum(1)))).sum() / w.sum())
 
-    centre0 = float(np.median(s.score))
-    best = min((minimize(loss, np.array([c0, np.log(0.3), 0.0, 0.5]), method="Nelder-Mead",
-                         options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-7})
-                for c0 in (centre0 - 0.5, centre0, centre0 + 0.5)), key=lambda r: r.fun)
-    centre, log_width, log_t_in, log_t_out = best.x
-    return float(centre), float(np.exp(log_width)), float(np.exp(log_t_in)), float(np.exp(log_t_out))
+    best = minimize(loss, np.zeros(2), method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-9})
+    return lr.coef_[0].astype(np.float64), float(lr.intercept_[0]), float(np.exp(best.x[0])), float(np.exp(best.x[1]))
 
 
-def apply_map(probs: np.ndarray, score: np.ndarray, params: tuple[float, float, float, float]) -> np.ndarray:
+def unfamiliarity(signals: np.ndarray, params: tuple[np.ndarray, float, float, float]) -> np.ndarray:
+    return 1 / (1 + np.exp(-(signals @ params[0] + params[1])))
+
+
+def apply_map(probs: np.ndarray, signals: np.ndarray, params: tuple[np.ndarray, float, float, float]) -> np.ndarray:
     """Probabilities at each clip's familiarity temperature (what ``familiarity.Familiarity`` gives at run time)."""
     from .train_probe import power
 
-    centre, width, t_in, t_out = params
-    u = 1 / (1 + np.exp(-(score - centre) / width))
-    t = t_in ** (1 - u) * t_out**u
+    u = unfamiliarity(signals, params)
+    t = params[2] ** (1 - u) * params[3] ** u
     return np.stack([power(p[None], ti)[0] for p, ti in zip(probs, t, strict=True)])
 
 
@@ -339,27 +350,32 @@ def calibration_sample(table: Table, cand: Candidate, probe: dict[str, np.ndarra
                        ) -> CalibrationSample:
     """Every clip twice where it can be: unfamiliar (its corpus out) and familiar (its speakers out, its corpus
     in: RAVDESS 5-fold, and ``speaker_out`` for the other corpora); the ensemble at ``weight`` before any
-    temperature (member 2 alone for RAVDESS out)."""
+    temperature (member 2 alone for RAVDESS out, as no member-1 prediction exists for RAVDESS unheard), and the
+    members' disagreement (member 1 against member 2)."""
+    from ..familiarity import js_divergence
+
     n = len(table.labels)
     rav = table.corpora == "ravdess"
     used = np.isin(table.corpora, cand.corpora)
-    out_score = np.zeros(n)
+    out_dist = np.zeros((n, 2))
     for corpus in CORPORA:
         test = table.corpora == corpus
-        out_score[test] = familiarity_scores(table, cand, used & ~test, test)
-    in_score = np.full(n, np.nan)
+        out_dist[test] = familiarity_distances(table, cand, used & ~test, test)
+    in_dist = np.full((n, 2), np.nan)
     folds = ravdess_folds(table.speakers, table.corpora)
     for f in range(len(ACTOR_FOLDS)):
         test = folds == f
-        in_score[test] = familiarity_scores(table, cand, used & ~test, test)
-    sp_probs, sp_score = speaker_out(table, cand)
+        in_dist[test] = familiarity_distances(table, cand, used & ~test, test)
+    sp_probs, sp_dist = speaker_out(table, cand)
+    sp_probs[rav] = probe["five_fold"][rav]
+    in_dist[~rav] = sp_dist[~rav]
     in_probs = geometric(p_ft, sp_probs, weight)
-    in_probs[rav] = geometric(p_ft[rav], probe["five_fold"][rav], weight)
-    in_score[~rav] = sp_score[~rav]
     out_probs = geometric(p_ft, probe["corpus_out"], weight)
     out_probs[rav] = probe["corpus_out"][rav]
-    return CalibrationSample(np.concatenate([in_probs, out_probs]), np.concatenate([in_score, out_score]),
-                             np.tile(table.labels, 2), np.repeat([False, True], n), np.tile(table.corpora, 2))
+    signals = np.vstack([np.c_[in_dist, js_divergence(p_ft, sp_probs)],
+                         np.c_[out_dist, js_divergence(p_ft, probe["corpus_out"])]])
+    return CalibrationSample(np.concatenate([in_probs, out_probs]), signals, np.tile(table.labels, 2),
+                             np.repeat([False, True], n), np.tile(table.corpora, 2))
 
 
 def confidence_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
@@ -368,31 +384,36 @@ def confidence_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
             "ece": ece(labels, probs, ECE_BINS)}
 
 
+def map_dict(params: tuple[np.ndarray, float, float, float]) -> dict:
+    from ..familiarity import SIGNALS
+
+    return {"weights": dict(zip(SIGNALS, map(float, params[0]), strict=True)), "bias": params[1],
+            "t_familiar": params[2], "t_unfamiliar": params[3]}
+
+
 def calibration_stage(table: Table, cand: Candidate, probe: dict[str, np.ndarray], p_ft: np.ndarray, weight: float,
-                      single_temperature: float) -> tuple[dict, tuple[float, float, float, float], CalibrationSample]:
+                      single_temperature: float, sample: CalibrationSample | None = None
+                      ) -> tuple[dict, tuple[np.ndarray, float, float, float], CalibrationSample]:
     """ECE, mean top probability and accuracy (8-way) per corpus, familiar and one corpus out, under today's single
-    temperature and under the familiarity map; the map evaluated on each group is fitted without that group
-    (nested: its corpus out, or its speakers out, never scores its own fit). Returns the report, the map fitted
+    temperature and under the familiarity map. Nested: the map that scores a corpus out is fitted without that
+    corpus's clips (familiar or not), so its own corpus never calibrates it. Returns the report, the map fitted
     on the whole sample (what ships) and the sample."""
     from .train_probe import power
 
-    s = calibration_sample(table, cand, probe, p_ft, weight)
+    s = sample if sample is not None else calibration_sample(table, cand, probe, p_ft, weight)
     full = fit_map(s)
-    res: dict = {"map": dict(zip(("centre", "width", "t_familiar", "t_unfamiliar"), full, strict=True)),
-                 "single_temperature": single_temperature, "groups": {}}
+    res: dict = {"map": map_dict(full), "single_temperature": single_temperature, "groups": {}}
     for corpus in CORPORA:
+        params = fit_map(s.subset(s.corpora != corpus))
         for unfamiliar in (False, True):
             g = (s.corpora == corpus) & (s.unfamiliar == unfamiliar)
-            rest = CalibrationSample(*(a[~g] for a in (s.probs, s.score, s.labels, s.unfamiliar, s.corpora)))
-            params = fit_map(rest)
             y, p = s.labels[g], s.probs[g]
-            single, mapped = power(p, single_temperature), apply_map(p, s.score[g], params)
-            u = 1 / (1 + np.exp(-(s.score[g] - params[0]) / params[1]))
+            single, mapped = power(p, single_temperature), apply_map(p, s.signals[g], params)
+            u = unfamiliarity(s.signals[g], params)
             res["groups"][f"{corpus} {'corpus out' if unfamiliar else 'speakers out'}"] = {
-                "n": int(g.sum()), "single": confidence_figures(y, single),
-                "familiarity": confidence_figures(y, mapped),
-                "share_unfamiliar": float((u >= 0.5).mean()), "median_score": float(np.median(s.score[g])),
-                "nested_map": list(params)}
+                "n": int(g.sum()), "single": confidence_figures(y, single), "familiarity": confidence_figures(y, mapped),
+                "share_unfamiliar": float((u >= 0.5).mean()), "mean_unfamiliarity": float(u.mean()),
+                "nested_map": map_dict(params)}
             log.info("%s %s: ECE %.3f -> %.3f (unfamiliar %.2f)", corpus, "out" if unfamiliar else "in",
                      ece(y, single, ECE_BINS), ece(y, mapped, ECE_BINS), float((u >= 0.5).mean()))
     return res, full, s
@@ -427,7 +448,15 @@ def main(args: argparse.Namespace) -> int:
     features_stage(args, out, variants)
     table = Table.load(out, variants)
     p_ft = member1(table, REPORTS_DIR)
-    results, oof = evaluate(table)
+    cache = out / "evaluate.json", out / "evaluate_oof.npz"  # stage 2, resumable
+    if all(p.exists() for p in cache):
+        results = json.loads(cache[0].read_text())
+        flat = dict(np.load(cache[1]))
+        oof = {name: {k.split(":", 1)[1]: v for k, v in flat.items() if k.split(":", 1)[0] == name} for name in results}
+    else:
+        results, oof = evaluate(table)
+        np.savez(cache[1], **{f"{k}:{p}": v for k, d in oof.items() for p, v in d.items()})
+        cache[0].write_text(json.dumps(results, indent=2))
     decision = choose(results)
     name = decision["best"] if decision["ship"] else "today"
     cand, weight = CANDIDATES[name], results[name]["decision"]["probe_weight"]
@@ -436,8 +465,10 @@ def main(args: argparse.Namespace) -> int:
     single = fit_temperature(lambda t: nll(table.labels[rav], power(five[rav], t)))
     probe = {k.removeprefix("probe_"): v for k, v in oof[name].items() if k.startswith("probe_")}
     calibration, params, sample = calibration_stage(table, cand, probe, p_ft, weight, single)
+    nemo = table.corpora == "nemo"  # the model shipped before never heard nEMO: its own figures there
+    before = scores(table.labels[nemo], table.shipped["today"][nemo], "nemo")
     report = {"command": COMMAND, "nemo_commit": NEMO_COMMIT, "protocol": PROTOCOL, "candidates": results,
-              "decision": decision, "calibrated": name, "calibration": calibration}
+              "decision": decision, "calibrated": name, "calibration": calibration, "shipped_before_on_nemo": before}
     reports = Path(args.reports or REPORTS_DIR) / "voice_offcorpus"
     reports.mkdir(parents=True, exist_ok=True)
     (reports / "voice_offcorpus.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -448,12 +479,13 @@ def main(args: argparse.Namespace) -> int:
     print(json.dumps({"decision": decision, "calibration": {k: {m: v[m]["ece"] for m in ("single", "familiarity")}
                                                             for k, v in calibration["groups"].items()}}, indent=2))
     if args.final and decision["ship"]:
-        ship(args, table, cand, name, weight, params, report)
+        ship(args, table, cand, name, weight, params, report, five, sample)
     return 0
 
 
 def ship(args: argparse.Namespace, table: Table, cand: Candidate, name: str, weight: float,
-         params: tuple[float, float, float, float], report: dict) -> str:
+         params: tuple[np.ndarray, float, float, float], report: dict, five_ens: np.ndarray,
+         sample: CalibrationSample) -> str:
     """Member 2's plain head fitted on every clip with the winning recipe and the familiarity model on every
     clip's clean features, written into ``weights/voice_probe.pt`` with the ensemble weight and the calibration
     map; the personal-baseline head of the shipped file (RAVDESS, ``train voice-probe``) is kept; the shipped
@@ -472,18 +504,21 @@ def ship(args: argparse.Namespace, table: Table, cand: Candidate, name: str, wei
     used = np.isin(table.corpora, cand.corpora)
     probe.head = fit_head(table, used, cand)
     probe.familiarity = Familiarity(cfg.n_features, N_COMPONENTS).fit(normalise(table.feats["clean"][used], cand.norm))
-    probe.familiarity.set_calibration(*params)
+    probe.familiarity.set_map(*params)
     counts = {c: int((table.corpora[used] == c).sum()) for c in CORPORA}
     old = {k: v for k, v in old.items() if k not in ("sha256", "cv", "ravdess_5fold")}
     meta = old | {
         "data": ", ".join(f"{c} ({n} clips)" for c, n in counts.items()), "recipe": name, "loss": cand.loss,
         "variants": list(cand.variants), "norm": cand.norm, "corpus_classes": CORPUS_CLASSES, "c": PROBE_C,
         "ensemble_weight": weight, "temperature": params[2],
-        "familiarity": {"centre": params[0], "width": params[1], "t_familiar": params[2], "t_unfamiliar": params[3],
-                        "components": N_COMPONENTS},
+        "familiarity": map_dict(params) | {"components": N_COMPONENTS},
         "ravdess_5fold": report["candidates"][name]["decision"]["ravdess_5fold"], "command": COMMAND,
         "nemo_commit": NEMO_COMMIT,
         "baseline_head": "kept from train voice-probe (RAVDESS actors 01-20; reports/voice_probe_cv.json)"}
     digest = save_checkpoint(path, "voice_probe", probe, meta, keep_fp32=("head.", "baseline_head.", "familiarity."))
     log.info("wrote voice_probe.pt (%s): %s, probe weight %.2f", digest[:12], name, weight)
+    rav = np.flatnonzero(table.corpora == "ravdess")  # the familiar rows of the sample come first, in table order
+    u = unfamiliarity(sample.signals[rav], params)
+    write_ravdess_ensemble_oof(table, five_ens, params[2] ** (1 - u) * params[3] ** u, REPORTS_DIR,
+                               Path(args.reports or REPORTS_DIR) / "voice_offcorpus" / "voice_ravdess_ensemble_oof.csv")
     return digest
