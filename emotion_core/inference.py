@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
-from .familiarity import FamiliarityReading, js_divergence
+from .familiarity import FamiliarityReading
 from .features import log_mel, voice_windows
 from .registry import LoadedModel
 from .voice_ensemble import VoiceEnsemble
@@ -96,7 +96,7 @@ def read_voice(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float,
     windows = voice_windows(audio) if windows is None else windows
     net = model.model
     familiarity = getattr(getattr(net, "probe", None), "familiarity", None) if isinstance(net, VoiceEnsemble) else None
-    logits_all, feats, member_probs = [], [], []
+    logits_all, feats = [], []
     for i in range(0, len(windows), batch_size):
         chunk = windows[i: i + batch_size]
         mels = [log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]) for s, e, _ in chunk]
@@ -104,10 +104,8 @@ def read_voice(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float,
         device = next(net.parameters()).device
         if familiarity is not None:
             b = None if baseline is None else torch.as_tensor(baseline, dtype=torch.float32, device=device)
-            a, h, f = net.members(x.to(device), n.to(device), b)
-            logits = (1 - net.weight) * a + net.weight * h
+            logits, f = net.forward_with_features(x.to(device), n.to(device), b)
             feats.append(f.float().cpu())
-            member_probs.append(torch.stack([a, h], 1).float().exp().cpu())
         else:
             logits = voice_logits(model, x.to(device), n.to(device), baseline)
         logits_all.append(logits.float().cpu())
@@ -121,9 +119,7 @@ def read_voice(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float,
     if familiarity is not None:
         activity = torch.tensor([a for *_, a in windows], dtype=torch.float64)
         pooled = (torch.cat(feats).double() * activity[:, None]).sum(0) / activity.sum()
-        members = ((torch.cat(member_probs).double() * activity[:, None, None]).sum(0) / activity.sum()).numpy()
-        reading = familiarity.read(net.probe.head_input(pooled.float()).double(),
-                                   float(js_divergence(members[0], members[1])[0]))
+        reading = familiarity.read(net.probe.head_input(pooled.float()).double())
         temperature = reading.temperature
     probs = softmax_t(logits, temperature)
     return [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(windows, probs, logits.numpy(), strict=True)], reading

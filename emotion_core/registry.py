@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
 """Committed evaluation outputs (out-of-fold and test-split predictions, tables) the app reads."""
-VOICE_OOF = "voice_corpora_compatible/voice_ravdess_ensemble_oof.csv"
-"""The shipped voice ensemble's RAVDESS 5-fold out-of-fold predictions (actors held out), under REPORTS_DIR;
-``voice_ensemble_oof.csv`` holds those of the RAVDESS-only probe shipped until 2026-11-26."""
+VOICE_OOF = "voice_offcorpus/voice_ravdess_ensemble_oof.csv"
+"""The shipped voice ensemble's RAVDESS 5-fold out-of-fold predictions (actors held out), under REPORTS_DIR, each
+at the temperature its recording's familiarity gives; ``voice_ensemble_oof.csv`` holds those of the RAVDESS-only
+probe shipped until 2026-11-26, ``voice_corpora_compatible/`` those of the three-corpora head shipped until
+issue #28."""
 MANIFEST = "MANIFEST.json"
 FILES = {"voice": "voice.pt", "face": "face.pt", "voice_probe": "voice_probe.pt"}
 CLASSES = MODEL_CLASSES | {"voice_probe": (VoiceProbe, ProbeConfig)}

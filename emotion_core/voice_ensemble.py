@@ -139,18 +139,13 @@ class VoiceEnsemble(nn.Module):
 
     def forward_with_features(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None,
                               baseline: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ensemble's output and the frozen encoder's features it was computed from (for a profile)."""
-        a, h, f = self.members(mel, n_frames, baseline)
-        return (1 - self.weight) * a + self.weight * h, f
-
-    def members(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None, baseline: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Each member's log-probabilities (member 1 at its temperature) and the frozen encoder's features."""
+        """The ensemble's output and the frozen encoder's features it was computed from (for a profile and the
+        recording's familiarity)."""
         a = torch.log_softmax(self.finetuned(mel, n_frames) / self.finetuned_temperature, -1)
         f = self.probe.features(mel, n_frames)
         head = self.probe.head(self.probe.head_input(f)) if baseline is None else self.probe.baseline_head(
             torch.cat([f, f - baseline.to(f.dtype)], -1))
-        return a, torch.log_softmax(head, -1), f
+        return (1 - self.weight) * a + self.weight * torch.log_softmax(head, -1), f
 
     def randomised(self) -> VoiceEnsemble:
         """Both members freshly initialised (the model-randomisation sanity check's reference)."""

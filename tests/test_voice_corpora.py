@@ -21,6 +21,7 @@ from emotion_core.training.corpora import CORPUS_CLASSES, find_corpus
 from emotion_core.training.train_probe import ABSENT_CLASS_LOGIT
 from emotion_core.training.voice_corpora import (
     RECIPE,
+    THREE,
     Table,
     balanced_weights,
     corpus_scores,
@@ -168,14 +169,15 @@ def test_committed_report_matches_its_out_of_fold_predictions(folder: str) -> No
     shipped = report["shipped"]
     assert abs(acc - report["ravdess_5fold"]["ensemble"][str(shipped["probe_weight"])]["accuracy_8way"]) < 2e-3
     assert shipped["ravdess_5fold"] >= 0.78 or folder != "reports"
-    assert set(CORPUS_CLASSES) == set(report["corpus_out"])
+    assert set(THREE) == set(report["corpus_out"])
 
 
 def synthetic_table(seed: int = 0) -> Table:
     """Every corpus with its own classes, six features that carry the label, uniform member-1 probabilities."""
     rng = np.random.default_rng(seed)
     files, labels, speakers, corpora = [], [], [], []
-    for corpus, classes in CORPUS_CLASSES.items():
+    for corpus in THREE:
+        classes = CORPUS_CLASSES[corpus]
         n_spk = 20 if corpus == "ravdess" else 4
         for s in range(1, n_spk + 1):
             for c in classes:
@@ -263,30 +265,15 @@ def test_the_compatible_loss_keeps_a_labelled_corpus_out_of_classes_it_excludes(
         fit_masked_head(StandardisedLinear(12, 8), qx, qy, qc, loss="other")
 
 
-def test_the_shipped_probe_is_the_compatible_loss_report_s() -> None:
-    """weights/voice_probe.pt records the recipe, loss, weight and temperature its report chose, and the
-    command that wrote both."""
-    from emotion_core.registry import load_checkpoint
-
+def test_the_compatible_loss_report_passed_its_rule() -> None:
+    """The compatible-loss head shipped from 2026-11-26 to issue #28 (now replaced: test_offcorpus): its report
+    records the rule it passed and the command that wrote it."""
     report = json.loads((ROOT / "reports" / "voice_corpora_compatible" / "voice_corpora.json").read_text())
-    _, meta = load_checkpoint(ROOT / "weights" / "voice_probe.pt")
     shipped = report["shipped"]
-    assert meta["loss"] == shipped["loss"] == "compatible" and meta["recipe"] == shipped["recipe"]
-    assert meta["ensemble_weight"] == shipped["probe_weight"] and meta["temperature"] == shipped["temperature"]
-    assert meta["command"] == report["command"] and "cv" not in meta
+    assert shipped["loss"] == "compatible" and "--loss compatible" in report["command"]
     others = ("urdu", "turev")
     gain = np.mean([report["corpus_out"][c]["ensemble"]["uar"] - report["corpus_out"][c]["today"]["uar"] for c in others])
     assert gain > 0 and shipped["ravdess_5fold"] >= 0.78
-    # `evaluate voice --data oof` summarises the shipped model's committed RAVDESS out-of-fold predictions
-    from emotion_core.registry import VOICE_OOF
-    from emotion_core.training.train_voice import summarize_oof
-
-    summary = summarize_oof(ROOT / "reports" / VOICE_OOF)
-    assert abs(summary["mean_fold_accuracy"] - shipped["ravdess_5fold"]) < 1e-3
-    oof = pd.read_csv(ROOT / "reports" / VOICE_OOF)
-    emotional = oof[~oof["true"].isin(["neutral", "calm"])]
-    assert len(emotional) == 960 and len(summary["fold_accuracy_without_baseline_clips"]) == 5
-    assert min(summary["fold_accuracy_without_baseline_clips"]) <= (emotional["true"] == emotional["pred"]).mean()
 
 
 def test_the_learning_curve_starts_from_a_model_that_never_heard_the_corpus() -> None:

@@ -52,6 +52,9 @@ from .voice_finetune import clip_key
 
 log = logging.getLogger(__name__)
 
+THREE = ("ravdess", "urdu", "turev")
+"""The corpora of this three-corpora protocol (the shared ones); nEMO's four-corpora protocol: voice_offcorpus."""
+
 VARIANTS = ("clean", *FAMILIES, "all")
 """Feature sets: the clean clips, one augmented copy per family, and one copy with every family chained."""
 
@@ -251,7 +254,7 @@ def finetuned_tables(table: Table, runs: Path, suffix: str = "") -> dict[str, np
 
     keys = {(c, clip_key(f)): i for i, (c, f) in enumerate(zip(table.corpora, table.files, strict=True))}
     out = {k: np.full((len(table.labels), len(EMOTIONS)), np.nan) for k in ("corpus_out", "ravdess_5fold")}
-    names = [("corpus_out", f"{c}-out") for c in CORPUS_CLASSES] + \
+    names = [("corpus_out", f"{c}-out") for c in THREE] + \
             [("ravdess_5fold", f"fold{f}") for f in range(len(ACTOR_FOLDS))]
     for protocol, name in names:
         path = runs / f"{name}{suffix}.csv"
@@ -279,7 +282,7 @@ def finetuned_stage(table: Table, new: dict[str, np.ndarray], clean: dict[str, n
     def fold_scores(p: np.ndarray) -> dict:
         return ravdess_fold_scores(y, folds, p)
 
-    for corpus in CORPUS_CLASSES:
+    for corpus in THREE:
         m = table.corpora == corpus
         if np.isnan(new["corpus_out"][m]).any():
             continue
@@ -295,7 +298,7 @@ def finetuned_stage(table: Table, new: dict[str, np.ndarray], clean: dict[str, n
         res["ravdess_5fold"] = {
             "member": fold_scores(new["ravdess_5fold"][rav]),
             "ensemble": {str(w): fold_scores(geometric(new["ravdess_5fold"][rav], probe_five[rav], w)) for w in PROBE_WEIGHTS}}
-    if not complete or set(res["corpus_out"]) != set(CORPUS_CLASSES):
+    if not complete or set(res["corpus_out"]) != set(THREE):
         res["incomplete"] = True
         return res
     ok = [w for w in PROBE_WEIGHTS if res["ravdess_5fold"]["ensemble"][str(w)]["mean_accuracy"] >= MIN_RAVDESS_5FOLD]
@@ -304,11 +307,11 @@ def finetuned_stage(table: Table, new: dict[str, np.ndarray], clean: dict[str, n
         return max(ok, key=lambda w: np.mean([res["corpus_out"][c]["ensemble_by_weight"][str(w)]["uar"] for c in on]),
                    default=None)
 
-    for c in CORPUS_CLASSES:
-        w = best(tuple(o for o in CORPUS_CLASSES if o != c))
+    for c in THREE:
+        w = best(tuple(o for o in THREE if o != c))
         res["corpus_out"][c]["ensemble"] = None if w is None else {
             "weight": w, **res["corpus_out"][c]["ensemble_by_weight"][str(w)]}
-    weight = best(tuple(CORPUS_CLASSES))
+    weight = best(THREE)
     others = ("urdu", "turev")
     gain = (None if weight is None else float(np.mean([res["corpus_out"][c]["ensemble"]["uar"] for c in others])
                                               - np.mean([today[c]["uar"] for c in others])))
@@ -390,7 +393,7 @@ def evaluate_stage(table: Table, n_features: int, reports: Path = REPORTS_DIR, r
     res: dict = {"corpus_out": {}, "ravdess_5fold": {}}
     rel, has_base = speaker_relative(table.feats["clean"], table.labels, table.speakers)
     scored = has_base & ~np.isin(table.labels, [EMOTIONS.index(e) for e in BASELINE_EMOTIONS])
-    for corpus in CORPUS_CLASSES:
+    for corpus in THREE:
         test = table.corpora == corpus
         t0 = time.time()
         for name, variants in recipes.items():
@@ -523,7 +526,7 @@ def ship_stage(args: argparse.Namespace, table: Table, report: dict) -> str:
     recipe, loss = shipped["recipe"], shipped.get("loss", LOSS)
     variants = RECIPES[recipe]
     probe.head = table.fit_probe(every, variants, probe.cfg.n_features, loss)
-    counts = {c: int((table.corpora == c).sum()) for c in CORPUS_CLASSES}
+    counts = {c: int((table.corpora == c).sum()) for c in THREE}
     old = {k: v for k, v in old.items() if k not in ("sha256", "cv")}  # "cv": the replaced head's figures
     meta = old | {
         "data": "RAVDESS speech actors 01-20 ({ravdess} clips), URDU ({urdu}), TurEV-DB ({turev})".format(**counts),
