@@ -153,8 +153,10 @@ REFERENCE = ROOT / "tests" / "reference"
 """analyze --json on the shared clips: first written by the code before the runtime/training split (58894e3), so
 the split changed nothing; rewritten on 2026-11-26 when the face model changed (FER2013 + SFEW, aligned crops) and
 again when the voice probe's head changed (three corpora; the voice-only clip no_face.mp4 went from fearful to calm;
-the baseline runs changed only by the ensemble's temperature), by the same command lines as below (the ``summary``
-key, newer than the reference, left out)."""
+the baseline runs changed only by the ensemble's temperature), and again for issue #28 (nEMO in the probe's head and
+the recording-level temperature: the voice gained ``familiarity``; single_face_speech.mp4 and no_face.mp4 read as
+unfamiliar, with the lower confidence and one warning; labels unchanged), by the same command lines as below (the
+``summary`` key, newer than the reference, left out)."""
 
 
 ADDED_SINCE = {"summary"}
