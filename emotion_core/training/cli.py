@@ -27,10 +27,12 @@ from . import (
     train_voice,
     voice_corpora,
     voice_finetune,
+    voice_offcorpus,
 )
 
 TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
-    "voice": train_voice.main, "voice-probe": train_probe.main, "voice-corpora": voice_corpora.main,
+    "voice": train_voice.main, "voice-probe": train_probe.main,
+    "voice-corpora": lambda a: (voice_offcorpus.main if a.nemo else voice_corpora.main)(a),  # --nemo: issue #28
     "voice-finetune": voice_finetune.main,
     "face": train_face.main, "face-data": face_data.main,
     "face-wild": face_wild.main}

@@ -564,10 +564,6 @@ def run_command(args: argparse.Namespace, recipe: str, loss: str = LOSS) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    if getattr(args, "nemo", None):  # the four-corpora protocol (issue #28)
-        from . import voice_offcorpus
-
-        return voice_offcorpus.main(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports = Path(args.reports or REPORTS_DIR)
