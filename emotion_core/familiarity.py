@@ -107,9 +107,8 @@ class Familiarity(nn.Module):
 
     def unfamiliarity(self, signals: np.ndarray) -> np.ndarray:
         """(n,) from (n, 2) signals."""
-        from scipy.special import expit
-
-        return expit(np.atleast_2d(signals) @ self.weights.numpy() + float(self.calibration[0]))
+        logit = np.atleast_2d(signals) @ self.weights.numpy() + float(self.calibration[0])
+        return 0.5 * (1.0 + np.tanh(logit / 2))  # the logistic function, without overflow
 
     def temperature(self, unfamiliarity: np.ndarray | float) -> np.ndarray:
         t_in, t_out = float(self.calibration[1]), float(self.calibration[2])

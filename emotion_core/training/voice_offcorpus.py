@@ -43,12 +43,14 @@ import numpy as np
 import torch
 
 from ..constants import EMOTIONS
-from ..metrics import ece
-from ..registry import REPORTS_DIR
-from ..voice_ensemble import StandardisedLinear, normalise_features
+from ..familiarity import SIGNALS, Familiarity
+from ..metrics import ece, fit_temperature, nll
+from ..registry import REPORTS_DIR, WEIGHTS_DIR, load_checkpoint, save_checkpoint
+from ..voice_ensemble import StandardisedLinear, VoiceProbe, normalise_features
+from .adapt_curve import speaker_groups
 from .corpora import CORPUS_CLASSES, NEMO_COMMIT, ravdess_folds
 from .datasets import ACTOR_FOLDS
-from .train_probe import PROBE_C, geometric
+from .train_probe import PROBE_C, geometric, power
 from .voice_corpora import (
     MIN_RAVDESS_5FOLD,
     PROBE_WEIGHTS,
@@ -270,7 +272,6 @@ the off-corpus temperature."""
 def speaker_out(table: Table, cand: Candidate, n_groups: int = 3) -> np.ndarray:
     """Member 2's probabilities for the clips of URDU, TurEV-DB and nEMO with their corpus in training but their
     own speakers held out (speakers dealt into ``n_groups`` groups per corpus)."""
-    from .adapt_curve import speaker_groups
 
     used = np.isin(table.corpora, cand.corpora)
     probs = np.full((len(table.labels), len(EMOTIONS)), np.nan)
@@ -285,7 +286,6 @@ def speaker_out(table: Table, cand: Candidate, n_groups: int = 3) -> np.ndarray:
 def reference_distances(table: Table, cand: Candidate) -> np.ndarray:
     """(n, 2) each clip's inside and outside distances from the reference corpus's clips: RAVDESS actors from a
     model of the other folds' actors (they are new to it), every other clip from all twenty (as at run time)."""
-    from ..familiarity import Familiarity
 
     x = normalise(table.feats["clean"], cand.norm)
     ref = table.corpora == REFERENCE
@@ -358,7 +358,6 @@ def unfamiliarity(signals: np.ndarray, params: tuple[np.ndarray, float, float, f
 
 def apply_map(probs: np.ndarray, signals: np.ndarray, params: tuple[np.ndarray, float, float, float]) -> np.ndarray:
     """Probabilities at each clip's familiarity temperature (what ``familiarity.Familiarity`` gives at run time)."""
-    from .train_probe import power
 
     u = unfamiliarity(signals, params)
     t = params[2] ** (1 - u) * params[3] ** u
@@ -394,7 +393,6 @@ def confidence_figures(labels: np.ndarray, probs: np.ndarray) -> dict:
 
 
 def map_dict(params: tuple[np.ndarray, float, float, float]) -> dict:
-    from ..familiarity import SIGNALS
 
     return {"weights": dict(zip(SIGNALS, map(float, params[0]), strict=True)), "bias": params[1],
             "t_familiar": params[2], "t_unfamiliar": params[3]}
@@ -407,7 +405,6 @@ def calibration_stage(s: CalibrationSample, single_temperature: float
     is fitted without any of that corpus's clips; RAVDESS's figures come from the map fitted on everything (its
     familiar temperature is fitted on them, as today's single one is). Returns the report and the map fitted on
     the whole sample (what ships)."""
-    from .train_probe import power
 
     full = fit_map(s)
     res: dict = {"map": map_dict(full), "single_temperature": single_temperature, "groups": {}}
@@ -451,8 +448,6 @@ def write_oof(table: Table, tables: dict[str, np.ndarray], path: Path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..metrics import fit_temperature, nll
-    from .train_probe import power
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -508,9 +503,6 @@ def ship(args: argparse.Namespace, table: Table, cand: Candidate, name: str, wei
     ensemble's RAVDESS out-of-fold predictions (what the misclassifications page shows) are written beside."""
     from dataclasses import replace
 
-    from ..familiarity import Familiarity
-    from ..registry import WEIGHTS_DIR, load_checkpoint, save_checkpoint
-    from ..voice_ensemble import VoiceProbe
 
     path = Path(args.weights or WEIGHTS_DIR) / "voice_probe.pt"
     old_probe, old = load_checkpoint(path)
