@@ -54,13 +54,6 @@ class FamiliarityReading:
                 "unfamiliar": self.unfamiliar, "message": UNFAMILIAR_MESSAGE if self.unfamiliar else None}
 
 
-def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """(n,) Jensen-Shannon divergence (nats) between rows of two probability tables."""
-    p, q = np.clip(np.atleast_2d(p), 1e-12, 1), np.clip(np.atleast_2d(q), 1e-12, 1)
-    m = (p + q) / 2
-    return 0.5 * (p * np.log(p / m)).sum(1) + 0.5 * (q * np.log(q / m)).sum(1)
-
-
 class Familiarity(nn.Module):
     """The training clips' feature model and the calibration map (module docstring)."""
 

@@ -95,7 +95,7 @@ def read_voice(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float,
     familiarity gives (one per recording: how unlike the training data the voice is), not the fixed one."""
     windows = voice_windows(audio) if windows is None else windows
     net = model.model
-    familiarity = getattr(getattr(net, "probe", None), "familiarity", None) if isinstance(net, VoiceEnsemble) else None
+    familiarity = net.probe.familiarity if isinstance(net, VoiceEnsemble) else None
     logits_all, feats = [], []
     for i in range(0, len(windows), batch_size):
         chunk = windows[i: i + batch_size]

@@ -50,8 +50,13 @@ class ProbeConfig:
     familiarity_components: int = 0  # > 0: the checkpoint holds a familiarity model (familiarity.py)
 
     @property
+    def n_blocks(self) -> int:
+        """Mean and standard deviation of each hidden state (the embedding and every layer's output)."""
+        return 2 * (self.encoder.n_layers + 1)
+
+    @property
     def n_features(self) -> int:
-        return 2 * self.encoder.d_model * (self.encoder.n_layers + 1)
+        return self.encoder.d_model * self.n_blocks
 
     @classmethod
     def from_dict(cls, d: dict) -> ProbeConfig:
@@ -86,7 +91,7 @@ class VoiceProbe(nn.Module):
 
     def head_input(self, f: torch.Tensor) -> torch.Tensor:
         """What the plain head and the familiarity model read: the features under ``cfg.norm``."""
-        return normalise_features(f, self.cfg.norm, 2 * (self.cfg.encoder.n_layers + 1))
+        return normalise_features(f, self.cfg.norm, self.cfg.n_blocks)
 
     def features(self, mel: torch.Tensor, n_frames: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, n_features): mean and (unbiased) standard deviation over the valid frames."""

@@ -136,9 +136,10 @@ def cross_validate(feats: np.ndarray, labels: np.ndarray, actors: np.ndarray, p_
     return {"results": res, "oof": out}
 
 
-def power(p: np.ndarray, t: float) -> np.ndarray:
-    """Temperature on a probability table: softmax(log p / t)."""
-    logp = np.log(np.clip(p, 1e-12, 1)) / t
+def power(p: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+    """Temperature on a probability table: softmax(log p / t); ``t`` one number or one per row."""
+    t = np.asarray(t, np.float64)
+    logp = np.log(np.clip(p, 1e-12, 1)) / (t[:, None] if t.ndim else t)
     q = np.exp(logp - logp.max(1, keepdims=True))
     return q / q.sum(1, keepdims=True)
 

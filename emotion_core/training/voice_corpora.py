@@ -486,8 +486,7 @@ def write_ravdess_ensemble_oof(table: Table, five_ens: np.ndarray, temperature: 
     rav = table.corpora == "ravdess"
     base = pd.read_csv(inputs / "voice_oof.csv").set_index("file")
     out = base.loc[[Path(f).name for f in table.files[rav]]].reset_index().drop(columns=[*EMOTIONS, "pred"])
-    t = np.broadcast_to(np.asarray(temperature, np.float64), (int(rav.sum()),))
-    p = np.stack([power(row[None], ti)[0] for row, ti in zip(five_ens[rav], t, strict=True)])
+    p = power(five_ens[rav], temperature)
     out["pred"] = [EMOTIONS[i] for i in p.argmax(1)]
     out[list(EMOTIONS)] = np.round(p, 5)
     out.to_csv(path, index=False)

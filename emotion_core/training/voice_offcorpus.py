@@ -46,7 +46,7 @@ from ..constants import EMOTIONS
 from ..familiarity import SIGNALS, Familiarity
 from ..metrics import ece, fit_temperature, nll
 from ..registry import REPORTS_DIR, WEIGHTS_DIR, load_checkpoint, save_checkpoint
-from ..voice_ensemble import StandardisedLinear, VoiceProbe, normalise_features
+from ..voice_ensemble import ProbeConfig, StandardisedLinear, VoiceProbe, normalise_features
 from .adapt_curve import speaker_groups
 from .corpora import CORPUS_CLASSES, NEMO_COMMIT, ravdess_folds
 from .datasets import ACTOR_FOLDS
@@ -59,6 +59,7 @@ from .voice_corpora import (
     features_stage,
     fit_masked_head,
     head_probabilities,
+    ravdess_fold_scores,
     ravdess_oof,
     write_ravdess_ensemble_oof,
 )
@@ -77,7 +78,7 @@ CORPORA = ("ravdess", "urdu", "turev", "nemo")
 CORE = ("neutral", "happy", "sad", "angry")
 """The four emotions every corpus here labels (TurEV-DB says calm for neutral): issue #28's 4-class UAR."""
 ECE_BINS = 10
-BLOCKS = 10
+BLOCKS = ProbeConfig().n_blocks
 """Mean and standard deviation of each of tiny.en's five hidden states: the blocks of a clip's features."""
 
 
@@ -188,8 +189,7 @@ def ensemble_results(table: Table, probe: dict[str, np.ndarray], p_ft: np.ndarra
     five = {}
     for w in PROBE_WEIGHTS:
         p = geometric(p_ft[rav], probe["five_fold"][rav], w)
-        acc = [float((p[folds == f].argmax(1) == y_rav[folds == f]).mean()) for f in range(len(ACTOR_FOLDS))]
-        five[str(w)] = {"fold_accuracy": acc, "mean_accuracy": float(np.mean(acc)), **scores(y_rav, p, "ravdess")}
+        five[str(w)] = ravdess_fold_scores(y_rav, folds, p) | scores(y_rav, p, "ravdess")
     res["ravdess_5fold"] = {"probe": scores(y_rav, probe["five_fold"][rav], "ravdess"), "ensemble": five}
     eligible = [w for w in PROBE_WEIGHTS if five[str(w)]["mean_accuracy"] >= MIN_RAVDESS_5FOLD]
     fair = [c for c in CORPORA if c != "ravdess"]
@@ -352,16 +352,22 @@ def fit_map(s: CalibrationSample) -> tuple[np.ndarray, float, float, float]:
     return lr.coef_[0].astype(np.float64), float(lr.intercept_[0]), float(np.exp(best.x[0])), float(np.exp(best.x[1]))
 
 
-def unfamiliarity(signals: np.ndarray, params: tuple[np.ndarray, float, float, float]) -> np.ndarray:
-    return 1 / (1 + np.exp(-(signals @ params[0] + params[1])))
+def map_model(params: tuple[np.ndarray, float, float, float]) -> Familiarity:
+    """The run-time map (``Familiarity.unfamiliarity`` and ``.temperature``) holding ``params``."""
+    fam = Familiarity(1, 1)
+    fam.set_map(*params)
+    return fam
+
+
+def map_temperature(signals: np.ndarray, params: tuple[np.ndarray, float, float, float]) -> np.ndarray:
+    """Each clip's temperature under the map, as the app computes it."""
+    fam = map_model(params)
+    return fam.temperature(fam.unfamiliarity(signals))
 
 
 def apply_map(probs: np.ndarray, signals: np.ndarray, params: tuple[np.ndarray, float, float, float]) -> np.ndarray:
     """Probabilities at each clip's familiarity temperature (what ``familiarity.Familiarity`` gives at run time)."""
-
-    u = unfamiliarity(signals, params)
-    t = params[2] ** (1 - u) * params[3] ** u
-    return np.stack([power(p[None], ti)[0] for p, ti in zip(probs, t, strict=True)])
+    return power(probs, map_temperature(signals, params))
 
 
 def calibration_probs(table: Table, cand: Candidate, probe: dict[str, np.ndarray], p_ft: np.ndarray, weight: float
@@ -416,7 +422,7 @@ def calibration_stage(s: CalibrationSample, single_temperature: float
                 continue
             y, p = s.labels[g], s.probs[g]
             single, mapped = power(p, single_temperature), apply_map(p, s.signals[g], params)
-            u = unfamiliarity(s.signals[g], params)
+            u = map_model(params).unfamiliarity(s.signals[g])
             res["groups"][f"{corpus} {'corpus out' if out else 'speakers out'}"] = {
                 "n": int(g.sum()), "single": confidence_figures(y, single), "familiarity": confidence_figures(y, mapped),
                 "share_unfamiliar": float((u >= 0.5).mean()), "map": map_dict(params)}
@@ -474,7 +480,8 @@ def main(args: argparse.Namespace) -> int:
     cached = out / f"calibration_probs_{name.replace(' ', '_')}.npy"  # stage 3's costly part, resumable
     if not cached.exists():
         np.save(cached, calibration_probs(table, cand, probe, p_ft, weight))
-    sample = calibration_sample(table, cand, np.load(cached))
+    probs = np.load(cached)
+    sample = calibration_sample(table, cand, probs)
     calibration, params = calibration_stage(sample, single)
     nemo = table.corpora == "nemo"  # the model shipped before never heard nEMO: its own figures there
     before = scores(table.labels[nemo], table.shipped["today"][nemo], "nemo")
@@ -485,8 +492,8 @@ def main(args: argparse.Namespace) -> int:
     (reports / "voice_offcorpus.json").write_text(json.dumps(report, indent=2) + "\n")
     n = len(table.labels)
     kept = {f"{k}:{p}": v for k, d in oof.items() for p, v in d.items() if p.startswith("probe_") or k == name}
-    write_oof(table, kept | {"calibration:speakers_out": np.load(cached)[:n],
-                             "calibration:corpus_out": np.load(cached)[n:]}, reports / OOF_FILE)
+    write_oof(table, kept | {"calibration:speakers_out": probs[:n], "calibration:corpus_out": probs[n:]},
+              reports / OOF_FILE)
     print(json.dumps({"decision": decision, "calibration": {k: {m: v[m]["ece"] for m in ("single", "familiarity")}
                                                             for k, v in calibration["groups"].items()}}, indent=2))
     if args.final and decision["ship"]:
@@ -528,7 +535,6 @@ def ship(args: argparse.Namespace, table: Table, cand: Candidate, name: str, wei
     log.info("wrote voice_probe.pt (%s): %s, probe weight %.2f", digest[:12], name, weight)
     rav = np.flatnonzero(table.corpora == "ravdess")  # the familiar rows of the sample come first, in table order
     assert sample.familiar[rav].all()
-    u = unfamiliarity(sample.signals[rav], params)
-    write_ravdess_ensemble_oof(table, five_ens, params[2] ** (1 - u) * params[3] ** u, REPORTS_DIR,
+    write_ravdess_ensemble_oof(table, five_ens, map_temperature(sample.signals[rav], params), REPORTS_DIR,
                                Path(args.reports or REPORTS_DIR) / "voice_offcorpus" / "voice_ravdess_ensemble_oof.csv")
     return digest
