@@ -156,6 +156,27 @@ class TimelineWindow:
 
 
 @dataclass
+class SpanReading:
+    """What the face, the voice and their fusion say over one stretch of a recording (a coded segment)."""
+
+    start: float
+    end: float
+    probs: np.ndarray | None
+    face: np.ndarray | None
+    voice: np.ndarray | None
+    face_frames: int
+    voiced_seconds: float
+    agreement: str | None
+
+
+def overlap_weights(windows: list[VoiceWindow], start: float, end: float) -> np.ndarray:
+    """Each voice window's weight over ``start``-``end``: its voiced share times the part of it inside the span
+    (1 for a window wholly inside, so a span over the whole recording weighs them as the recording does)."""
+    inside = np.array([max(0.0, min(end, w.end) - max(start, w.start)) / max(w.end - w.start, 1e-9) for w in windows])
+    return inside * np.array([w.activity for w in windows])
+
+
+@dataclass
 class AnalysisResult:
     file: str
     kind: str | None = None
@@ -172,6 +193,7 @@ class AnalysisResult:
     baseline: VoiceBaseline | None = None
     profile: dict[str, Any] | None = None  # the profile the voice was read with (what it was fitted on)
     audio: np.ndarray | None = None  # kept in memory only, for explanations; never serialised
+    voice_prior: float = VOICE_PRIOR  # the fusion's voice prior this result was fused with
 
     @property
     def label(self) -> str | None:
@@ -210,6 +232,21 @@ class AnalysisResult:
         ws = self.voice_windows
         inside = [j for j, w in enumerate(ws) if (start is None or w.start >= start) and (end is None or w.start <= end)]
         return max(inside, key=lambda j: (ws[j].end - ws[j].start) * ws[j].activity) if inside else None
+
+    def reading_between(self, start: float, end: float) -> SpanReading:
+        """The reading over ``start``-``end`` seconds from this analysis: the voice windows overlapping it
+        weighted by their overlap (``overlap_weights``), the face frames inside it pooled as a clip's are,
+        and the two fused as the timeline fuses them. Over the whole recording it is the clip's reading."""
+        frames = [f for f in (self.face.frames if self.face else []) if start <= f.t < end]
+        fp = pool_faces(np.stack([f.probs for f in frames]), np.array([f.det_prob for f in frames])) if frames else None
+        windows = self.voice_windows
+        w = overlap_weights(windows, start, end) if windows else np.zeros(0)
+        vp = pool_voice(windows, weights=w) if w.sum() > 0 else None
+        voiced = float(sum(max(0.0, min(end, v.end) - max(start, v.start)) * v.activity for v in windows))
+        if fp is None and vp is None:
+            return SpanReading(start, end, None, None, None, 0, 0.0, None)
+        fused = fuse(fp, vp, len(frames), voiced if vp is not None else 0.0, self.voice_prior)
+        return SpanReading(start, end, fused.probs, fp, vp, len(frames), voiced, fused.agreement)
 
     def summary(self, smoothing_s: float = SMOOTHING_S, min_segment_s: float = MIN_SEGMENT_S) -> SessionSummary | None:
         """The session summary of the timeline (time per emotion, sustained segments, disagreements);
@@ -520,6 +557,7 @@ class Analyzer:
         release_memory()
         res.voice = self.voice_branch(audio, res.warnings, res.kind, grid, res.baseline, progress)
         release_memory()
+        res.voice_prior = self.models.fusion.voice_prior
         if grid:
             res.timeline = self.timeline(grid, res.face, res.voice, self.models.fusion.voice_prior)
         if res.face is None and res.voice is None:

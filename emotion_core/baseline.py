@@ -72,6 +72,14 @@ def voice_baseline(ensemble: nn.Module, audio: np.ndarray | None, source: str, c
 
 
 @torch.no_grad()
+def window_features(probe: VoiceProbe, audio: np.ndarray, windows: list[tuple[float, float, float]]) -> np.ndarray:
+    """(n windows, d) the probe's features of each (start s, end s, voiced share) window of 16 kHz mono audio."""
+    device = next(probe.parameters()).device
+    feats = [probe.features(torch.from_numpy(log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]))[None]
+                            .to(device))[0] for s, e, _ in windows]
+    return torch.stack(feats).cpu().numpy()
+
+
 def recording_features(probe: VoiceProbe, audio: np.ndarray,
                        windows: list[tuple[float, float, float]] | None = None) -> np.ndarray | None:
     """Voice-activity-weighted mean of the probe's window features over a recording (16 kHz mono);
@@ -79,7 +87,4 @@ def recording_features(probe: VoiceProbe, audio: np.ndarray,
     windows = voice_windows(audio) if windows is None else windows
     if not windows:
         return None
-    device = next(probe.parameters()).device
-    feats = [probe.features(torch.from_numpy(log_mel(audio[int(s * SAMPLE_RATE): int(e * SAMPLE_RATE)]))[None]
-                            .to(device))[0] for s, e, _ in windows]
-    return np.average(torch.stack(feats).cpu().numpy(), axis=0, weights=[a for *_, a in windows])
+    return np.average(window_features(probe, audio, windows), axis=0, weights=[a for *_, a in windows])

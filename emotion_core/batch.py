@@ -42,9 +42,16 @@ from .constants import EMOTIONS
 from .devices import DeviceError, resolve_device
 from .errors import MediaError
 from .media import Limits, expand_inputs
-from .options import add_device_argument, add_frame_rate_argument, add_profile_argument, parse_span
+from .options import (
+    add_device_argument,
+    add_export_arguments,
+    add_frame_rate_argument,
+    add_profile_argument,
+    parse_span,
+)
 from .profile import VoiceProfile
 from .session import SOURCES
+from .tiers import ResultTiers, result_tiers, write_annotations
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ WORKER_MEMORY_GB = 1.2
 with benchmarks/bench_long.py on a 10-minute video (peak 1.45 GB for the whole process)."""
 BATCH_MAX_MB = 20_000.0
 BATCH_MAX_DURATION_S = 6 * 3600.0
+EXPORT_FOLDERS = {".eaf": "elan", ".TextGrid": "praat"}
 MAX_TASKS_PER_WORKER = 200
 """A worker process is replaced after this many recordings, so slow leaks cannot accumulate."""
 
@@ -120,11 +128,13 @@ def analyze_job(analyzer: Any, job: Job, settings: Settings = Settings()) -> dic
         shares = None if session is None else session.time_share[source]
         summary |= {f"share_{source}_{e}": None if shares is None else shares[e] for e in EMOTIONS}
     doc = None if session is None else session.to_dict()
+    tiers = None if res.error or res.kind == "image" or not res.duration else \
+        replace(result_tiers(res), media=str(Path(job.path).resolve())).to_dict()
     summary |= {"segments": None if doc is None else json.dumps(doc["segments"]),
                 "disagreements": None if doc is None else json.dumps(doc["disagreements"]),
                 "n_segments": None if doc is None else len(doc["segments"]),
                 "n_disagreements": None if doc is None else len(doc["disagreements"])}
-    return {"key": job.key, "summary": summary, "windows": windows}
+    return {"key": job.key, "summary": summary, "windows": windows, "tiers": tiers}
 
 
 _WORKER_ANALYZER: Any = None
@@ -160,15 +170,21 @@ class ResultStore:
     def _part(self, key: str) -> Path:
         return self.parts / f"{key}.json"
 
-    def is_done(self, job: Job, retry_failed: bool = False, settings: Settings = Settings()) -> bool:
+    def is_done(self, job: Job, retry_failed: bool = False, settings: Settings = Settings(),
+                need_tiers: bool = False) -> bool:
+        """Whether the part of ``job`` still describes its file under ``settings`` (``need_tiers``: and holds
+        the annotation tiers, which parts written before they existed lack)."""
         p = self._part(job.key)
         if not p.exists():
             return False
         try:
-            s = json.loads(p.read_text())["summary"]
+            part = json.loads(p.read_text())
+            s = part["summary"]
         except (OSError, ValueError, KeyError):
             return False  # a damaged part is redone
         if retry_failed and s["status"] == "error":
+            return False
+        if need_tiers and s["status"] == "ok" and "tiers" not in part:
             return False
         same_settings = (s.get("baseline_span") == settings.span_text
                          and s.get("frame_rate") == settings.frame_rate and s.get("profile") == settings.profile)
@@ -179,6 +195,20 @@ class ResultStore:
         tmp = final.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(part))
         os.replace(tmp, final)  # a crash mid-write never leaves a half part behind
+
+    def export(self, suffix: str) -> list[Path]:
+        """One annotation file per analysed recording (``.eaf`` into ``RESULTS/elan``, ``.TextGrid`` into
+        ``RESULTS/praat``), named after the recording (its key added when two share a name); the files
+        written."""
+        folder = self.out / EXPORT_FOLDERS[suffix]
+        parts = [json.loads(p.read_text()) for p in sorted(self.parts.glob("*.json"))]
+        parts = [p for p in parts if p.get("tiers")]
+        stems = [Path(p["summary"]["file"]).stem for p in parts]
+        written = []
+        for part, stem in zip(parts, stems, strict=True):
+            name = stem if stems.count(stem) == 1 else f"{stem}-{part['key'][:8]}"
+            written.append(write_annotations(ResultTiers.from_dict(part["tiers"]), folder / f"{name}{suffix}"))
+        return written
 
     def gather(self, csv: bool = False) -> tuple[Any, Any]:
         """All parts -> (windows, recordings) data frames, sorted, written as Parquet (and CSV)."""
@@ -294,8 +324,10 @@ def failed_part(job: Job, message: str) -> dict[str, Any]:
 def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None = None, csv: bool = False,
               ray_address: str | None = None, use_ray: bool = False, retry_failed: bool = False,
               settings: Settings = Settings(),
-              on_part: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Analyse every recording under ``inputs`` into ``out``; returns counts and timings."""
+              on_part: Callable[[dict[str, Any]], None] | None = None, exports: tuple[str, ...] = ()
+              ) -> dict[str, Any]:
+    """Analyse every recording under ``inputs`` into ``out``; returns counts and timings. ``exports``:
+    ``.eaf`` and/or ``.TextGrid``, one annotation file per recording (``ResultStore.export``)."""
     from tqdm import tqdm
 
     store = ResultStore(out)
@@ -309,7 +341,7 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
     for p in missing:  # a path that does not exist is a failure too, reported like the others
         store.write(failed_part(Job(str(p), hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:20], -1, -1),
                                 f"{p}: no such file."))
-    todo = [j for j in jobs if not store.is_done(j, retry_failed, settings)]
+    todo = [j for j in jobs if not store.is_done(j, retry_failed, settings, need_tiers=bool(exports))]
     workers = workers or default_workers("cpu" if use_ray else settings.device)  # Ray: its actors ask for GPUs
     workers = max(1, min(workers, len(todo) or 1))
     t0 = time.perf_counter()
@@ -331,6 +363,7 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
                 on_part(part)
     wall = time.perf_counter() - t0
     win, rec = store.gather(csv)
+    exported = {suffix: len(store.export(suffix)) for suffix in exports}
     stats = {"recordings": len(jobs) + len(missing), "analysed": len(todo), "skipped": len(jobs) - len(todo),
              "failed": int((rec["status"] == "error").sum()) if len(rec) else 0, "windows": len(win),
              "workers": workers, "engine": "ray" if use_ray else "local", "wall_s": round(wall, 2),
@@ -338,6 +371,8 @@ def run_batch(inputs: Iterable[str | Path], out: str | Path, workers: int | None
              "real_time_factor": round(audio_s / wall, 2) if todo and wall > 0 else None,
              "recordings_per_hour": round(len(todo) / wall * 3600, 1) if todo and wall > 0 else None,
              "out": str(store.out)}
+    if exported:
+        stats["annotation_files"] = exported
     return stats
 
 
@@ -361,8 +396,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         except DeviceError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+    exports = tuple(suffix for flag, suffix in (("eaf", ".eaf"), ("textgrid", ".TextGrid")) if getattr(args, flag))
     stats = run_batch(args.inputs, args.out, args.workers, args.csv, args.ray or None, args.ray is not None,
-                      args.retry_failed, settings)
+                      args.retry_failed, settings, exports=exports)
     print(json.dumps(stats))
     return 0
 
@@ -375,6 +411,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--csv", action="store_true", help="also write windows.csv and recordings.csv")
     b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on Ray: a cluster address (e.g. ray://head:10001 or auto), or none for local Ray")
+    add_export_arguments(b, folder=True)
     b.add_argument("--retry-failed", action="store_true", help="analyse again the files that failed before")
     b.add_argument("--baseline-span", metavar="START:END", help="this stretch of every recording (seconds) is the "
                    "person's usual voice (a baseline period); each recording's voice is read relative to it")

@@ -20,15 +20,24 @@ from tqdm import tqdm
 
 from .analysis import Analyzer
 from .batch import add_parser as add_batch_parser
+from .coding import LabelledFile, check_media, parse_ignored, read_labels
 from .constants import EMOTIONS, MAX_DURATION_S, MAX_FILE_MB
 from .devices import DeviceError
 from .errors import MediaError
 from .explain import CAM_METHODS, FACE_MAP_METHOD, LIME_SAMPLES
 from .explain_report import explain_file
 from .media import Limits, expand_inputs
-from .options import add_device_argument, add_frame_rate_argument, add_profile_argument, parse_span
-from .own_data import MODALITIES, adapt, evaluate_files, read_labels, write_outputs
+from .options import (
+    add_coding_arguments,
+    add_device_argument,
+    add_export_arguments,
+    add_frame_rate_argument,
+    add_profile_argument,
+    parse_span,
+)
+from .own_data import MODALITIES, adapt, evaluate_files, write_outputs
 from .profile import VoiceProfile
+from .tiers import result_tiers, write_annotations
 
 TRAINING_COMMANDS = ("train", "evaluate", "tables", "ravdess-av")
 RUNTIME_EVALUATIONS = ("data",)
@@ -55,6 +64,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     except (MediaError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    targets = {}
+    for flag, suffix in (("eaf", ".eaf"), ("textgrid", ".TextGrid")):
+        if (out := getattr(args, flag)) is not None:
+            if len(inputs) > 1 and Path(out).suffix.lower() == suffix.lower():
+                print(f"error: --{flag} {out}: with several inputs, give a folder (one file per recording).",
+                      file=sys.stderr)
+                return 2
+            targets[suffix] = Path(out)
     status = 0
     rows: list[dict] = []
     for path in inputs:
@@ -65,6 +82,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         rows += res.timeline_rows()
         if res.error:
             status = 2
+        for suffix, out in targets.items():
+            if res.error is None and res.kind != "image":
+                write_annotations(result_tiers(res), out if len(inputs) == 1 else out / f"{path.stem}{suffix}")
+            elif res.kind == "image":
+                print(f"  note: {path.name} is a still image; it has no time line to write as tiers.", file=sys.stderr)
         if args.json:
             print(json.dumps(res.to_dict()), flush=True)
         else:
@@ -87,9 +109,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def coded_items(args: argparse.Namespace) -> list[LabelledFile]:
+    """The coded items ``--labels`` (with ``--tier``, ``--media``, ``--ignore-labels``) names, their recordings
+    checked (they exist and the segments lie within them); ValueError with one line otherwise."""
+    items = read_labels(args.labels, tier=args.tier, media=args.media, ignore=parse_ignored(args.ignore_labels))
+    check_media(items, Path(args.labels).name)
+    return items
+
+
 def cmd_evaluate_data(args: argparse.Namespace) -> int:
     try:
-        items = read_labels(args.labels)
+        items = coded_items(args)
         analyzer = with_profile(Analyzer(frame_rate=args.frame_rate, device=args.device), args.profile)
     except (MediaError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -103,14 +133,15 @@ def cmd_evaluate_data(args: argparse.Namespace) -> int:
         print(json.dumps(doc))
     else:
         acc = "–" if doc["accuracy"] is None else f"{doc['accuracy']:.1%}"
-        print(f"{doc['n']} files scored, accuracy {acc} among {', '.join(doc['classes'])}; "
+        unit = "segments" if any(it.is_segment for it in items) else "files"
+        print(f"{doc['n']} {unit} scored, accuracy {acc} among {', '.join(doc['classes'])}; "
               f"{len(doc['failed'])} could not be scored")
     return 0 if doc["n"] else 2
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     try:
-        items = read_labels(args.labels)
+        items = coded_items(args)
         analyzer = Analyzer(device=args.device)
         with tqdm(total=len(items), desc="adapt", unit="file", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
             profile, failed = adapt(analyzer, items, Path(args.out).stem, Path(args.labels).name,
@@ -136,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="one JSON object per input, one per line")
     a.add_argument("--crop-is-face", action="store_true", help="images are already-cropped faces")
     a.add_argument("--csv", metavar="FILE", help="also write the timelines (one row per window) to this CSV file")
+    add_export_arguments(a, folder=False)
     a.add_argument("--baseline", metavar="FILE", nargs="+", help="one or more recordings of the same person speaking "
                    "in their usual way; the voice is then read relative to them")
     a.add_argument("--baseline-span", metavar="START:END", help="use this stretch of each input (seconds) as the "
@@ -159,8 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate data: score the model on your own labelled recordings")
     ev.add_argument("what", choices=["data"], help="'data' (the training evaluations: python -m emotion_core.training)")
-    ev.add_argument("--labels", required=True, metavar="LABELS.csv",
-                    help="CSV with columns path,label[,speaker]; paths relative to the CSV's folder or absolute")
+    add_coding_arguments(ev)
     ev.add_argument("--modality", choices=MODALITIES, help="default: voice for audio, fused for video, face for images")
     ev.add_argument("--json", action="store_true", help="print the report as one JSON object")
     ev.add_argument("--out", metavar="DIR", help="also write predictions.csv and report.html here")
@@ -170,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate_data)
 
     ad = sub.add_parser("adapt", help="fit a voice profile on your own labelled recordings")
-    ad.add_argument("--labels", required=True, metavar="LABELS.csv", help="as for evaluate data")
+    add_coding_arguments(ad)
     ad.add_argument("--out", required=True, metavar="PROFILE", help="the profile file to write (e.g. clinic.profile)")
     ad.add_argument("--modality", choices=["voice"], default="voice", help="what is adapted (the voice only)")
     add_device_argument(ad)

@@ -125,12 +125,14 @@ def read_voice(model: LoadedModel, audio: np.ndarray, windows: list[tuple[float,
     return [VoiceWindow(s, e, a, p, lg) for (s, e, a), p, lg in zip(windows, probs, logits.numpy(), strict=True)], reading
 
 
-def pool_voice(windows: list[VoiceWindow], temperature: float | None = None) -> np.ndarray:
-    """Clip-level voice probabilities: windows weighted by how much of them is voiced.
+def pool_voice(windows: list[VoiceWindow], temperature: float | None = None, weights: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Clip-level voice probabilities: windows weighted by how much of them is voiced (or by ``weights``,
+    as a coded segment weighs the windows it overlaps).
 
     With ``temperature`` the window probabilities are recomputed from their logits (calibration).
     """
-    w = np.array([vw.activity for vw in windows])
+    w = np.array([vw.activity for vw in windows]) if weights is None else np.asarray(weights, float)
     p = np.stack([vw.probs if temperature is None else softmax_t(torch.from_numpy(vw.logits), temperature)
                   for vw in windows])
     return (w[:, None] * p).sum(0) / w.sum()

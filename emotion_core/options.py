@@ -78,3 +78,28 @@ def parse_overrides(pairs: list[str] | None, *targets: type) -> list[dict]:
 def add_profile_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", metavar="FILE", help="read voices through this profile (made by `adapt` or the "
                    "app's 'Your data' page)")
+
+
+def add_coding_arguments(p: argparse.ArgumentParser) -> None:
+    """``--labels`` and what picks the coding inside it (``evaluate data`` and ``adapt``)."""
+    p.add_argument("--labels", required=True, metavar="FILE",
+                   help="the coding: a CSV with path,label[,speaker] (whole recordings) or path,start,end,label[,speaker] "
+                   "(segments, seconds; paths relative to the CSV), an ELAN .eaf or a Praat .TextGrid file")
+    p.add_argument("--tier", metavar="NAME", help="the coded tier of an .eaf or .TextGrid (default: its only tier)")
+    p.add_argument("--media", metavar="REC", help="the recording an .eaf or .TextGrid codes (default for .eaf: the one "
+                   "it names, relative URL first)")
+    p.add_argument("--ignore-labels", metavar="X,Y", default="", help="coded labels to skip (case-insensitive), e.g. "
+                   "'laugh,unclear'; any other label that is not an emotion is an error")
+
+
+def add_export_arguments(p: argparse.ArgumentParser, folder: bool) -> None:
+    """``--eaf`` / ``--textgrid``: the reading as ELAN or Praat tiers (a file, or one per recording in a folder)."""
+    if folder:
+        p.add_argument("--eaf", action="store_true", help="also write one ELAN file per recording (RESULTS/elan/)")
+        p.add_argument("--textgrid", action="store_true", help="also write one Praat TextGrid per recording "
+                       "(RESULTS/praat/)")
+        return
+    p.add_argument("--eaf", metavar="OUT.eaf", help="also write the reading as ELAN tiers linked to the recording "
+                   "(several inputs: a folder, one NAME.eaf each)")
+    p.add_argument("--textgrid", metavar="OUT.TextGrid", help="also write the reading as Praat tiers (several inputs: "
+                   "a folder, one NAME.TextGrid each)")

@@ -1,14 +1,15 @@
 """A group's own labelled recordings: how well the model reads them, and a profile fitted on them.
 
-``LABELS.csv`` has columns ``path,label`` and optionally ``speaker``; paths are relative to the
-CSV's folder or absolute, labels are emotion names. ``evaluate`` analyses every file with the same
-code as ``analyze`` and scores the chosen modality with predictions taken among the emotions present
-in the labels; ``adapt`` fits a ``profile.VoiceProfile`` on the voices.
+The labels come from a coding file (``coding.read_labels``): a ``LABELS.csv`` with one label per
+recording, a segment CSV, or an ELAN or Praat file with one label per coded stretch. ``evaluate``
+analyses every recording once with the same code as ``analyze`` and scores the chosen modality per
+item (a whole recording, or a segment read from that one analysis, ``AnalysisResult.reading_between``),
+with predictions taken among the emotions present in the labels; ``adapt`` fits a
+``profile.VoiceProfile`` on the voices of the same items.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import html
 import io
@@ -20,8 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .analysis import AnalysisResult, Analyzer
-from .baseline import recording_features
+from .analysis import AnalysisResult, Analyzer, overlap_weights
+from .baseline import window_features
+from .coding import CODING_SUFFIXES, LabelledFile, check_media, check_time, read_labels
 from .constants import EMOTIONS
 from .errors import MediaError
 from .inference import pool_voice
@@ -36,48 +38,13 @@ DEFAULT_MODALITY = {"audio": "voice", "video": "fused", "image": "face"}
 Progress = Callable[[int, int, str], None]
 
 
-@dataclass(frozen=True)
-class LabelledFile:
-    path: Path
-    label: str
-    speaker: str | None = None
+def stage_uploads(files: list[tuple[str, bytes]], folder: Path, tier: str | None = None) -> list[LabelledFile]:
+    """Write uploaded files into ``folder`` (a zip is unpacked there) and read the coding among them.
 
-
-def read_labels(source: str | Path, text: str | None = None, base: Path | None = None) -> list[LabelledFile]:
-    """The rows of a labels CSV (``text`` when given, else the file ``source``); ValueError with the
-    line at fault for a missing column, an unknown emotion or an empty file."""
-    source = Path(source)
-    base = base or source.parent
-    try:
-        text = source.read_text(encoding="utf-8-sig") if text is None else text.lstrip("\ufeff")
-    except OSError:
-        raise ValueError(f"{source.name}: the labels file could not be read.") from None
-    reader = csv.DictReader(io.StringIO(text))
-    cols = {c.strip().lower() for c in reader.fieldnames or []}
-    if not {"path", "label"} <= cols:
-        raise ValueError(f"{source.name}: a labels file needs the columns 'path' and 'label' (optionally "
-                         f"'speaker'); it has {', '.join(sorted(cols)) or 'none'}.")
-    out = []
-    for i, row in enumerate(reader, start=2):
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        label = row["label"].lower()
-        if label not in EMOTIONS:
-            raise ValueError(f"{source.name}, line {i}: '{row['label']}' is not one of the emotions "
-                             f"{', '.join(EMOTIONS)}.")
-        if not row["path"]:
-            raise ValueError(f"{source.name}, line {i}: the path is empty.")
-        p = Path(row["path"])
-        out.append(LabelledFile(p if p.is_absolute() else base / p, label, row.get("speaker") or None))
-    if not out:
-        raise ValueError(f"{source.name}: the labels file lists no recordings.")
-    return out
-
-
-def stage_uploads(files: list[tuple[str, bytes]], folder: Path) -> list[LabelledFile]:
-    """Write uploaded files into ``folder`` (a zip is unpacked there) and read the labels file among them.
-
-    Names are reduced to safe relative paths (no ``..``, no absolute paths); exactly one CSV file
-    (``LABELS.csv`` preferred) must be present. ValueError with a human message otherwise."""
+    Names are reduced to safe relative paths (no ``..``, no absolute paths). The coding is one CSV file
+    (``LABELS.csv`` preferred; whole recordings or segments) and/or ELAN and Praat files, each beside its
+    recording (a TextGrid's has the same name; an ELAN file's is the one it names, or has its name);
+    ``tier`` picks their coded tier. ValueError with a human message otherwise."""
     import zipfile
 
     def safe(name: str) -> Path | None:
@@ -99,17 +66,25 @@ def stage_uploads(files: list[tuple[str, bytes]], folder: Path) -> list[Labelled
         elif (rel := safe(Path(name).name)) is not None:
             (folder / rel).write_bytes(data)
     csvs = sorted(folder.rglob("*.csv"), key=lambda p: (p.name.lower() != "labels.csv", len(p.parts), str(p)))
-    if not csvs:
-        raise ValueError("no labels file: add a LABELS.csv with the columns path,label (and optionally speaker).")
+    codings = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".eaf", ".textgrid"))
+    if not csvs and not codings:
+        raise ValueError("no labels file: add a LABELS.csv with the columns path,label (or path,start,end,label for "
+                         "segments; optionally speaker), or ELAN (.eaf) or Praat (.TextGrid) files with their recordings.")
     labels_files = [p for p in csvs if p.name.lower() == "labels.csv"]
     if len(labels_files) > 1 or (len(csvs) > 1 and not labels_files):
         raise ValueError("several CSV files: name the labels file LABELS.csv.")
-    items = read_labels(csvs[0])
+    items = read_labels(csvs[0]) if csvs else []
+    for c in codings:
+        beside = [p for p in c.parent.glob(f"{c.stem}.*") if p.suffix.lower() not in (*CODING_SUFFIXES, ".zip")]
+        if c.suffix.lower() == ".textgrid" and not beside:
+            raise ValueError(f"{c.name}: upload its recording with it, named {c.stem} (e.g. {c.stem}.wav).")
+        items += read_labels(c, tier=tier, media=beside[0] if beside else None)
     root = folder.resolve()
     for it in items:  # an uploaded labels file names only uploaded files, never others on this machine
         if not it.path.resolve().is_relative_to(root):
-            raise ValueError(f"{csvs[0].name}: '{it.path.name}' lies outside the upload; paths in an uploaded labels "
-                             "file must be relative to it.")
+            raise ValueError(f"'{it.path.name}' lies outside the upload; the recordings a coding file names must be "
+                             "uploaded with it (paths relative to it).")
+    check_media(items, "your coding")
     return items
 
 
@@ -174,13 +149,16 @@ class EvaluationReport:
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """Per-file predictions (the CSV of ``--out``)."""
+        """Per-item predictions (the CSV of ``--out``): one row per file, or per coded segment."""
         classes = self.classes
         idx = [EMOTIONS.index(e) for e in classes]
+        segments = any(s.item.is_segment for s in self.items)
         out = []
         for s in self.items:
-            row = {"path": str(s.item.path), "speaker": s.item.speaker or "", "label": s.item.label,
-                   "modality": s.modality or "", "predicted": "", "error": s.reason or ""}
+            row: dict[str, Any] = {"path": str(s.item.path), "speaker": s.item.speaker or ""}
+            if segments:
+                row |= {"start": s.item.start, "end": s.item.end, "where": s.item.where or ""}
+            row |= {"label": s.item.label, "modality": s.modality or "", "predicted": "", "error": s.reason or ""}
             if s.probs is not None:
                 q = s.probs[idx] / max(float(s.probs[idx].sum()), 1e-12)
                 row["predicted"] = classes[int(q.argmax())]
@@ -197,58 +175,102 @@ def modality_probs(res: AnalysisResult, modality: str) -> np.ndarray | None:
     return None if branch is None else branch.probs
 
 
+def score_item(res: AnalysisResult, it: LabelledFile, modality: str | None) -> Scored:
+    """One item scored from the analysis of its recording: the whole recording, or its coded span."""
+    if res.error:
+        return Scored(it, reason=res.error)
+    m = modality or DEFAULT_MODALITY[res.kind or "video"]
+    name = Path(it.path).name
+    if not it.is_segment:
+        p = modality_probs(res, m)
+        why = None if p is not None else f"{name}: no {m} reading ({'; '.join(res.warnings) or 'nothing found'})"
+        return Scored(it, m, p, why)
+    assert it.start is not None and it.end is not None
+    if res.kind == "image":
+        return Scored(it, m, reason=f"{name}: a still image has no time line for the segment {it.start:g}-{it.end:g} s")
+    try:
+        check_time(it, float(res.duration or 0.0), name)
+    except ValueError as e:
+        return Scored(it, m, reason=str(e))
+    r = res.reading_between(it.start, it.end)
+    p = {"fused": r.probs, "face": r.face, "voice": r.voice}[m]
+    why = None if p is not None else f"{name}, {it.where}: no {m} reading in {it.start:g}-{it.end:g} s"
+    return Scored(it, m, p, why)
+
+
+def by_recording(items: list[LabelledFile]) -> dict[Path, list[int]]:
+    """The items' indices per recording, in the order the recordings first appear: each is analysed once."""
+    groups: dict[Path, list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault(it.path, []).append(i)
+    return groups
+
+
+def evaluate_result(res: AnalysisResult, items: list[LabelledFile], modality: str | None = None,
+                    profile: dict[str, Any] | None = None) -> EvaluationReport:
+    """The coded items of one analysed recording, scored (the Analyse page's coding row)."""
+    return EvaluationReport([score_item(res, it, modality) for it in items], profile, modality)
+
+
 def evaluate_files(analyzer: Analyzer, items: list[LabelledFile], modality: str | None = None,
                    progress: Progress | None = None) -> EvaluationReport:
-    """Analyse every labelled file as ``analyze`` does and keep the chosen modality's probabilities."""
-    scored = []
-    for i, it in enumerate(items):
+    """Analyse every labelled recording once, as ``analyze`` does, and score each item's chosen modality."""
+    groups = by_recording(items)
+    scored: list[Scored | None] = [None] * len(items)
+    for k, (path, idx) in enumerate(groups.items()):
         if progress is not None:
-            progress(i, len(items), it.path.name)
-        res = analyzer.analyze(it.path)
-        if res.error:
-            scored.append(Scored(it, reason=res.error))
-            continue
-        m = modality or DEFAULT_MODALITY[res.kind or "video"]
-        p = modality_probs(res, m)
-        why = None if p is not None else f"{it.path.name}: no {m} reading ({'; '.join(res.warnings) or 'nothing found'})"
-        scored.append(Scored(it, m, p, why))
+            progress(k, len(groups), path.name)
+        res = analyzer.analyze(path)
+        for i in idx:
+            scored[i] = score_item(res, items[i], modality)
     if progress is not None:
-        progress(len(items), len(items), "done")
-    return EvaluationReport(scored, None if analyzer.profile is None else analyzer.profile.to_dict(), modality)
+        progress(len(groups), len(groups), "done")
+    return EvaluationReport([s for s in scored if s is not None],
+                            None if analyzer.profile is None else analyzer.profile.to_dict(), modality)
 
 
 def voice_examples(analyzer: Analyzer, items: Iterable[LabelledFile], progress: Progress | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Scored]]:
-    """For each file with a voice: the shipped model's clip log-probabilities (as ``analyze`` pools
-    them), the frozen encoder's standardised features over the same windows, and the label index."""
+    """For each item with a voice: the shipped model's log-probabilities (as ``analyze`` pools them over
+    the recording or the segment), the frozen encoder's standardised features over the same windows with
+    the same weights, and the label index. Each recording's voice is read once."""
     items = list(items)
     if not isinstance(analyzer.models.voice.model, VoiceEnsemble):
         raise ValueError("profiles need the shipped voice ensemble (weights/voice.pt and weights/voice_probe.pt)")
     probe_net = analyzer.models.voice.model.probe
+    head = probe_net.head
     logp, feats, labels, failed = [], [], [], []
-    for i, it in enumerate(items):
+    groups = by_recording(items)
+    for k, (path, idx) in enumerate(groups.items()):
         if progress is not None:
-            progress(i, len(items), it.path.name)
+            progress(k, len(groups), path.name)
         try:
-            info = probe(it.path, analyzer.limits)
+            info = probe(path, analyzer.limits)
             audio = load_audio(info)
         except MediaError as e:
-            failed.append(Scored(it, reason=str(e)))
+            failed += [Scored(items[i], reason=str(e)) for i in idx]
             continue
         warnings: list[str] = []
         branch = analyzer.voice_branch(audio, warnings, info.kind)
         if branch is None:
-            failed.append(Scored(it, reason=f"{it.path.name}: {'; '.join(warnings) or 'no voice'}"))
+            failed += [Scored(items[i], reason=f"{path.name}: {'; '.join(warnings) or 'no voice'}") for i in idx]
             continue
-        f = recording_features(probe_net, audio, [(w.start, w.end, w.activity) for w in branch.windows])
-        head = probe_net.head
-        x = probe_net.head_input(torch.from_numpy(f).to(head.mean)).cpu().numpy()
-        feats.append((x - head.mean.cpu().numpy()) / head.scale.cpu().numpy())
-        # the model's reading at its fixed temperature, as a profile applies it (not the recording's own)
-        logp.append(np.log(np.clip(pool_voice(branch.windows, analyzer.voice_model.temperature), 1e-12, 1)))
-        labels.append(EMOTIONS.index(it.label))
+        ws = branch.windows
+        f = window_features(probe_net, audio, [(w.start, w.end, w.activity) for w in ws])
+        for i in idx:
+            it = items[i]
+            w = np.array([v.activity for v in ws]) if not it.is_segment else overlap_weights(ws, it.start, it.end)
+            if w.sum() <= 0:
+                failed.append(Scored(it, reason=f"{path.name}, {it.where}: no voice in {it.start:g}-{it.end:g} s"))
+                continue
+            mean = torch.from_numpy(np.average(f, axis=0, weights=w)[None]).to(head.mean)
+            x = probe_net.head_input(mean).cpu().numpy()[0]
+            feats.append((x - head.mean.cpu().numpy()) / head.scale.cpu().numpy())
+            # the model's reading at its fixed temperature, as a profile applies it (not the recording's own)
+            logp.append(np.log(np.clip(pool_voice(ws, analyzer.voice_model.temperature, w), 1e-12, 1)))
+            labels.append(EMOTIONS.index(it.label))
     if progress is not None:
-        progress(len(items), len(items), "done")
+        progress(len(groups), len(groups), "done")
     return (np.array(logp).reshape(-1, len(EMOTIONS)), np.array(feats), np.array(labels, int), failed)
 
 
@@ -265,7 +287,7 @@ def adapt(analyzer: Analyzer, items: list[LabelledFile], name: str, labels_file:
     return fit_profile(logp, z, labels, model_id(analyzer.models.voice.meta), meta), failed
 
 
-def report_html(report: dict[str, Any], title: str) -> str:
+def report_html(report: dict[str, Any], title: str, unit: str = "files") -> str:
     """A self-contained HTML page: the headline figures, per-class table, confusion matrix, failures."""
     e = html.escape
     classes = report["classes"]
@@ -287,7 +309,7 @@ def report_html(report: dict[str, Any], title: str) -> str:
 <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}td,th{{padding:.3em .6em;text-align:center}}
 table{{border-collapse:collapse}}</style></head><body>
 <h1>{e(title)}</h1>
-<p>{report['n']} files scored ({e(str(report['modality']))}); predictions among {e(', '.join(classes))}.
+<p>{report['n']} {e(unit)} scored ({e(str(report['modality']))}); predictions among {e(', '.join(classes))}.
 {'Profile: ' + e(prof['name']) if prof else 'No profile: the shipped model.'}</p>
 <p><b>Accuracy {pct(report['accuracy'])}</b> · unweighted average recall {pct(report['uar'])} ·
 calibration error {'–' if report['ece'] is None else f"{report['ece']:.3f}"}</p>
@@ -303,4 +325,5 @@ def write_outputs(report: EvaluationReport, out: Path, title: str = "Evaluation 
 
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(report.rows()).to_csv(out / "predictions.csv", index=False)
-    (out / "report.html").write_text(report_html(report.to_dict(), title), encoding="utf-8")
+    unit = "coded segments" if any(s.item.is_segment for s in report.items) else "files"
+    (out / "report.html").write_text(report_html(report.to_dict(), title, unit), encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ from emotion_core.constants import EMOTIONS
 from emotion_core.errors import MediaError
 from emotion_core.html_report import render_html
 from emotion_core.session import SESSION_VIEW_S
+from emotion_core.tiers import eaf_text, result_tiers, textgrid_text
 from pages.ui.analysis_job import analysis_of
 from pages.ui.common import (
     FORMATS_HELP,
@@ -105,10 +107,17 @@ with vcol:
 
 # --- downloads (the report carries the face map shown above) -------------------------------------
 st.subheader("Download")
-d1, d2, d3 = st.columns(3)
+d1, d2, d3, d4, d5 = st.columns(5)
 d1.download_button("Results (JSON)", json.dumps(res.to_dict(), indent=2), file_name="emotion_result.json",
                    mime="application/json")
 d2.download_button("Per-frame and per-window probabilities (CSV)",
                    pd.DataFrame(res.branch_rows()).to_csv(index=False), file_name="emotion_timeline.csv", mime="text/csv")
 d3.download_button("Report (HTML)", render_html(res, cam_img, cam_caption or ""), file_name="emotion_report.html",
                    mime="text/html")
+if res.kind != "image":  # the reading as tiers beside the recording, for ELAN and Praat (README, "Coding")
+    tiers = result_tiers(res)
+    d4.download_button("ELAN (.eaf)", eaf_text(tiers), file_name=f"{Path(up.name).stem}.eaf", mime="application/xml",
+                       help="Tiers fused, face, voice and agreement (and, for a session, sustained and disagreement); "
+                       "save it next to the recording and open it in ELAN.")
+    d5.download_button("Praat (.TextGrid)", textgrid_text(tiers), file_name=f"{Path(up.name).stem}.TextGrid",
+                       mime="text/plain", help="The same tiers for Praat; overlapping windows end where the next begins.")

@@ -17,10 +17,17 @@ ensure_app_navigation()
 BY_FILE = "By file: voice for audio, fused for video, face for photos"
 
 st.title("Your data")
-st.caption("Upload several recordings with a LABELS.csv (columns path,label and optionally speaker; label one of "
-           "neutral, calm, happy, sad, angry, fearful, disgust, surprised), or one zip holding both. The files are "
-           "analysed exactly as on the Analyse page, kept in memory only and discarded when the run ends.")
-files = st.file_uploader("Labelled recordings and LABELS.csv, or a zip", accept_multiple_files=True, key="own_files")
+st.caption("Upload recordings with your coding, or one zip holding both: a LABELS.csv with one label per recording "
+           "(columns path,label and optionally speaker) or per segment (path,start,end,label in seconds), or ELAN "
+           "(.eaf) or Praat (.TextGrid) files beside their recordings (a TextGrid named like its recording). Labels "
+           "are the eight emotions (neutral, calm, happy, sad, angry, fearful, disgust, surprised) or the usual "
+           "synonyms (anger, joy, sadness, fear, surprise…). Each recording is analysed once, exactly as on the "
+           "Analyse page; each coded segment is scored from that analysis. Files are kept in memory only and "
+           "discarded when the run ends.")
+files = st.file_uploader("Recordings and their coding (LABELS.csv, .eaf, .TextGrid), or a zip",
+                         accept_multiple_files=True, key="own_files")
+tier = st.text_input("Coded tier (ELAN / Praat files with several tiers)", key="own_tier",
+                     placeholder="e.g. emotion").strip() or None
 c1, c2 = st.columns(2)
 choice = c1.selectbox("Score", [BY_FILE, *MODALITIES], key="own_modality")
 use_profile = c2.checkbox("Read voices through this session's profile", key="own_use_profile",
@@ -51,7 +58,7 @@ if st.button("Evaluate", type="primary", key="own_evaluate"):
     profile = built["bytes"] if (use_profile and built) else None
     modality = None if choice == BY_FILE else choice
     st.session_state["own_report"] = run_with_progress(
-        "Analysing your recordings…", lambda p: evaluate_uploads(uploads, modality, profile, p))
+        "Analysing your recordings…", lambda p: evaluate_uploads(uploads, modality, profile, p, tier))
 
 if (result := st.session_state.get("own_report")) is not None:
     rep = result["report"]
@@ -59,7 +66,7 @@ if (result := st.session_state.get("own_report")) is not None:
     if rep["profile"]:
         st.caption(f"With the profile '{rep['profile']['name']}'.")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Files scored", rep["n"])
+    m1.metric("Segments scored" if result.get("segments") else "Files scored", rep["n"])
     m2.metric("Accuracy", "–" if rep["accuracy"] is None else f"{rep['accuracy']:.0%}")
     m3.metric("Unweighted average recall", "–" if rep["uar"] is None else f"{rep['uar']:.0%}")
     m4.metric("Calibration error", "–" if rep["ece"] is None else f"{rep['ece']:.2f}")
@@ -88,7 +95,7 @@ st.caption("A profile re-weighs only the emotions your labels contain, using the
            "some speakers 30 points; 20 or more per emotion is what helped (model card, learning curve).")
 name = st.text_input("Profile name", value="my-group", key="own_profile_name")
 if st.button("Build a profile from these recordings", key="own_adapt"):
-    made = run_with_progress("Fitting a profile…", lambda p: build_profile(uploads, name or "profile", p))
+    made = run_with_progress("Fitting a profile…", lambda p: build_profile(uploads, name or "profile", p, tier))
     if made is not None:
         data, info, skipped = made
         st.session_state["voice_profile"] = {"bytes": data, "info": info, "skipped": skipped}

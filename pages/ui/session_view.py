@@ -1,16 +1,23 @@
 """The Analyse page's view of a long recording: the emotion map over time, the share of time per
 emotion, the sustained stretches and the face/voice disagreements, each a button that moves the
-explanation panels there. All numbers come from ``AnalysisResult.summary`` (``emotion_core.session``)."""
+explanation panels there. All numbers come from ``AnalysisResult.summary`` (``emotion_core.session``).
+A researcher's coding of the recording (ELAN, Praat or a segment CSV) is drawn as a row above the map
+and scored segment by segment (``emotion_core.own_data.evaluate_result``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from emotion_core.analysis import AnalysisResult
-from emotion_core.charts import emotion_map_figure
+from emotion_core.charts import CodedRow, emotion_map_figure
+from emotion_core.coding import read_coding_upload
 from emotion_core.constants import EMOTIONS
+from emotion_core.own_data import EvaluationReport, evaluate_result
 from emotion_core.session import MIN_SEGMENT_S, SMOOTHING_S, SOURCES
+from pages.ui.common import memory_dir
 from pages.ui.widgets import progress_columns
 
 MAX_LISTED = 30
@@ -35,7 +42,14 @@ def session_section(res: AnalysisResult) -> None:
     smoothing = right.slider("Smoothing (seconds)", 0, 60, int(SMOOTHING_S), step=2, key="map_smoothing",
                              help="Moving average over the 4-s windows before the map and the stretches are read")
     min_s = right.slider("Sustained: at least (seconds)", 4, 120, int(MIN_SEGMENT_S), step=2, key="min_segment")
-    left.plotly_chart(emotion_map_figure(res.timeline, source, smoothing), width="stretch", key="emotion_map")
+    report = coding_report(res, source, right)
+    rows: list[CodedRow] | None = None
+    if report is not None:
+        rows = [(s.item.start or 0.0, s.item.end or 0.0, s.item.label, None if r["predicted"] == "" else
+                 r["predicted"] == s.item.label) for s, r in zip(report.items, report.rows(), strict=True)]
+    left.plotly_chart(emotion_map_figure(res.timeline, source, smoothing, rows), width="stretch", key="emotion_map")
+    if report is not None:
+        coding_figures(report, source)
     summary = res.summary(smoothing, min_s)
     shares, lists = st.columns([3, 2])
     shares.markdown("**Share of the time**")
@@ -60,3 +74,45 @@ def session_section(res: AnalysisResult) -> None:
         hidden = max(0, len(summary.segments) - MAX_LISTED) + max(0, len(summary.disagreements) - MAX_LISTED)
         if hidden:
             st.caption(f"{hidden} more in the downloads (JSON, HTML report).")
+
+
+def coding_report(res: AnalysisResult, source: str, where: Any) -> EvaluationReport | None:
+    """The uploaded coding of this recording scored with ``source``'s reading; None without one (or with a
+    message when the file cannot serve). The coding file is read in memory-backed storage and dropped."""
+    up = where.file_uploader("Your coding of this recording", type=["eaf", "textgrid", "csv"], key="coding_file",
+                             help="An ELAN .eaf, a Praat .TextGrid or a CSV with start,end,label (seconds): each coded "
+                             "segment is compared with the model's reading over exactly that span.")
+    if up is None:
+        return None
+    tier = st.session_state.get("coding_tier")
+    try:
+        items, tiers = read_coding_upload(up.name, up.getvalue(), res.file, float(res.duration or 0), tier,
+                                          tmp_dir=memory_dir())
+    except ValueError as e:
+        where.error(str(e))
+        return None
+    if len(tiers) > 1:
+        where.selectbox("Coded tier", tiers, key="coding_tier", index=None, placeholder="choose the coded tier")
+    if not items:
+        return None
+    return evaluate_result(res, items, source)
+
+
+def coding_figures(report: EvaluationReport, source: str) -> None:
+    """Agreement with the coding: the figures, and one row per coded segment."""
+    doc = report.to_dict()
+    st.markdown(f"**Your coding and the {source} reading** (predictions among the emotions you coded)")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Segments scored", doc["n"])
+    m2.metric("Agreement", "–" if doc["accuracy"] is None else f"{doc['accuracy']:.0%}")
+    m3.metric("Unweighted average recall", "–" if doc["uar"] is None else f"{doc['uar']:.0%}")
+    m4.metric("Not scored", len(doc["failed"]))
+    table = pd.DataFrame([{"start": r["start"], "end": r["end"], "coded": r["label"], "model": r["predicted"] or "–",
+                           "agrees": None if not r["predicted"] else r["predicted"] == r["label"],
+                           "where": r["where"]} for r in report.rows()])
+    st.dataframe(table, hide_index=True, width="stretch", key="coding_table",
+                 column_config={"start": st.column_config.NumberColumn(format="%.1f s"),
+                                "end": st.column_config.NumberColumn(format="%.1f s")})
+    st.caption("Each segment is read from this analysis: the voice windows overlapping it, weighted by how much "
+               "of them lies inside, and the face frames inside it, fused as the timeline is. A segment shorter "
+               "than a voice window (4 s) also hears the speech around it.")
