@@ -139,6 +139,17 @@ def session_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def rec40(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-second recording of one speaker whose voice changes every 5 s (the coding tests' recording)."""
+    import soundfile as sf
+
+    d = tmp_path_factory.mktemp("coding")
+    audio = np.concatenate([voiced_signal(5.0, f0=100 + 30 * (i % 5), seed=i) for i in range(8)])
+    sf.write(d / "rec40.wav", audio, SR)
+    return d / "rec40.wav"
+
+
+@pytest.fixture(scope="session")
 def labelled_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A zip as a research group would upload it: a folder of labelled voices and its LABELS.csv."""
     import io

@@ -54,7 +54,9 @@ def test_upload_gives_result_tables_and_explanations(analysed: AppTest) -> None:
     captions = [img.caption for i in at.get("image") for img in i.proto.imgs]
     assert any(c.startswith("occlusion for") for c in captions), captions
     assert any("Red cells" in c.value for c in at.caption), "the LIME panel is shown"
-    assert len(at.get("download_button")) == 3
+    assert [b.proto.label for b in at.get("download_button")] == ["Results (JSON)", "Per-frame and per-window "
+                                                                   "probabilities (CSV)", "Report (HTML)", "ELAN (.eaf)",
+                                                                   "Praat (.TextGrid)"]
 
 
 def test_changing_the_cam_target_and_method(analysed: AppTest) -> None:
@@ -227,6 +229,34 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path) -> None:
     no_exceptions(at)
     caption = next(img.caption for i in at.get("image") for img in i.proto.imgs)
     assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, caption
+
+    # a coding of this recording: the tier is chosen, then each segment is scored from this analysis
+    from test_coding import elan_document
+
+    from emotion_core.coding import read_labels
+    from emotion_core.own_data import evaluate_result
+
+    at.file_uploader(key="coding_file").set_value(("coded.eaf", elan_document().encode(),
+                                                   "application/xml")).run()
+    no_exceptions(at)
+    assert at.selectbox(key="coding_tier").options == ["emotion", "notes", "certainty"]
+    at.selectbox(key="coding_tier").set_value("emotion").run()
+    no_exceptions(at)
+    assert not at.error, [e.value for e in at.error]
+    table = next(d.value for d in at.dataframe if "coded" in d.value.columns)
+    assert len(table) == 14 and list(table["coded"])[:3] == ["happy", "sad", "angry"] and table["start"][2] == 5.5
+    from pages.ui.common import memory_dir
+
+    kept = Path(memory_dir() or __import__("tempfile").gettempdir())
+    assert not list(kept.glob("emotion-coding-*")), "the coding file is read and dropped"
+    f = session_video.parent / "coded.eaf"
+    f.write_text(elan_document(media=str(session_video)))
+    expected_report = evaluate_result(stored, read_labels(f, tier="emotion"), "fused").to_dict()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Segments scored"] == "14"
+    assert metrics["Agreement"] == f"{expected_report['accuracy']:.0%}"
+    fig = next(c for c in at.get("plotly_chart") if '"coded"' in c.proto.spec)
+    assert '"happy"' in fig.proto.spec  # the coded row above the map
 
 
 def test_a_long_analysis_can_be_cancelled_and_nothing_is_kept(session_video: Path) -> None:

@@ -201,7 +201,19 @@ def test_a_long_recording_as_a_session_in_chromium(server: str, session_video: P
         caption = page.get_by_text(f"{FACE_MAP_METHOD} for").first.inner_text()  # the face panel's caption
         assert start - 1e-6 <= float(caption.split(" at ")[1].split(" s")[0]) <= end + 1e-6, (label, caption)
         assert "Traceback" not in page.inner_text("body")
+        with page.expect_download(timeout=60_000) as download:  # the session as ELAN tiers, beside the video
+            page.get_by_role("button", name="ELAN (.eaf)").click()
+        eaf_path = tmp_path / download.value.suggested_filename
+        download.value.save_as(eaf_path)
         browser.close()
+    from pympi.Elan import Eaf
+
+    assert eaf_path.name == "two_minutes.eaf"
+    eaf = Eaf(str(eaf_path))
+    assert set(eaf.get_tier_names()) == {"fused", "face", "voice", "agreement", "sustained", "disagreement"}
+    assert eaf.media_descriptors[0]["RELATIVE_MEDIA_URL"] == "./two_minutes.mp4"
+    voice = sorted(eaf.get_annotation_data_for_tier("voice"))
+    assert len(voice) > 50 and voice[-1][1] <= 141_000 and eaf.get_annotation_data_for_tier("face")
 
 
 def test_your_data_page_in_chromium(server: str, labelled_zip: Path) -> None:

@@ -63,3 +63,31 @@ def test_a_file_that_is_not_a_profile_is_refused_on_the_analyse_page(media_dir: 
     no_exceptions(at)
     assert any("not a profile" in e.value and "without a baseline or profile" in e.value for e in at.error)
     assert at.metric, "the plain result is still shown"
+
+
+def test_recordings_with_elan_and_praat_coding_are_scored_per_segment(rec40: Path) -> None:
+    """An ELAN file beside its recording (the one it names) and a TextGrid named like its recording: each coded
+    segment is one scored item; the coded tier is chosen by name."""
+    from test_coding import DATA, elan_document
+
+    other = rec40.read_bytes()
+    at = page("your_data").run()
+    at.file_uploader(key="own_files").set_value([
+        ("rec40.wav", rec40.read_bytes(), "audio/wav"), ("coded.eaf", elan_document().encode(), "application/xml"),
+        ("second.wav", other, "audio/wav"), ("second.TextGrid", (DATA / "coded.TextGrid").read_bytes(), "text/plain")])
+    at.run()
+    at.button(key="own_evaluate").click().run()
+    no_exceptions(at)
+    assert any("coded.eaf has 3 tiers" in s.label for s in at.status)
+    at.text_input(key="own_tier").input("emotion").run()
+    at.button(key="own_evaluate").click().run()
+    no_exceptions(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Segments scored"] == "28", metrics
+    rows = at.session_state["own_report"]["rows"]
+    assert {r["path"] for r in rows} == {"rec40.wav", "second.wav"} and rows[0]["where"] == "annotation a1"
+    at.file_uploader(key="own_files").set_value([("alone.TextGrid", (DATA / "coded.TextGrid").read_bytes(),
+                                                  "text/plain")]).run()
+    at.button(key="own_evaluate").click().run()
+    no_exceptions(at)
+    assert any("alone.TextGrid: upload its recording with it" in s.label for s in at.status)
