@@ -233,16 +233,21 @@ class AnalysisResult:
         inside = [j for j, w in enumerate(ws) if (start is None or w.start >= start) and (end is None or w.start <= end)]
         return max(inside, key=lambda j: (ws[j].end - ws[j].start) * ws[j].activity) if inside else None
 
-    def reading_between(self, start: float, end: float) -> SpanReading:
+    def reading_between(self, start: float, end: float, voice: VoiceBranch | bool | None = True) -> SpanReading:
         """The reading over ``start``-``end`` seconds from this analysis: the voice windows overlapping it
         weighted by their overlap (``overlap_weights``), the face frames inside it pooled as a clip's are,
-        and the two fused as the timeline fuses them. Over the whole recording it is the clip's reading."""
+        and the two fused as the timeline fuses them. Over the whole recording it is the clip's reading.
+        ``voice``: a voice branch read from exactly this span's audio instead (``Analyzer.span_voice``), or
+        None when that span has no voice."""
         frames = [f for f in (self.face.frames if self.face else []) if start <= f.t < end]
         fp = pool_faces(np.stack([f.probs for f in frames]), np.array([f.det_prob for f in frames])) if frames else None
-        windows = self.voice_windows
-        w = overlap_weights(windows, start, end) if windows else np.zeros(0)
-        vp = pool_voice(windows, weights=w) if w.sum() > 0 else None
-        voiced = float(sum(max(0.0, min(end, v.end) - max(start, v.start)) * v.activity for v in windows))
+        if voice is True:
+            windows = self.voice_windows
+            w = overlap_weights(windows, start, end) if windows else np.zeros(0)
+            vp = pool_voice(windows, weights=w) if w.sum() > 0 else None
+            voiced = float(sum(max(0.0, min(end, v.end) - max(start, v.start)) * v.activity for v in windows))
+        else:
+            vp, voiced = (None, 0.0) if not isinstance(voice, VoiceBranch) else (voice.probs, voice.voiced_seconds)
         if fp is None and vp is None:
             return SpanReading(start, end, None, None, None, 0, 0.0, None)
         fused = fuse(fp, vp, len(frames), voiced if vp is not None else 0.0, self.voice_prior)
@@ -398,6 +403,14 @@ class Analyzer:
         if max(o.n_faces for o in seen) > 1:
             warnings.append("face: more than one face is in view; the largest, followed through the clip, is analysed.")
         return FaceBranch(pool_faces(probs, np.array([o.prob for o in seen])), frames, sampled)
+
+    def span_voice(self, res: AnalysisResult, start: float, end: float) -> VoiceBranch | None:
+        """The voice of ``start``-``end`` seconds of an analysed recording read on its own, as a clip of
+        that length would be (``res`` from ``analyze(..., keep_audio=True)``); None without voice there."""
+        if res.audio is None:
+            return None
+        part = res.audio[int(round(start * SAMPLE_RATE)): int(round(end * SAMPLE_RATE))]
+        return self.voice_branch(part, [], res.kind or "audio")
 
     # -- personal baseline -------------------------------------------------------------------
     def load_baseline(self, paths: str | Path | list[str | Path], display_names: list[str] | None = None

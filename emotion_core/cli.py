@@ -125,7 +125,8 @@ def cmd_evaluate_data(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     with tqdm(total=len(items), desc="evaluate", unit="file", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
-        report = evaluate_files(analyzer, items, args.modality, lambda i, n, name: bar.update(i - bar.n))
+        report = evaluate_files(analyzer, items, args.modality, lambda i, n, name: bar.update(i - bar.n),
+                                args.segment_voice)
     doc = report.to_dict()
     if args.out:
         write_outputs(report, Path(args.out))
@@ -145,7 +146,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         analyzer = Analyzer(device=args.device)
         with tqdm(total=len(items), desc="adapt", unit="file", file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
             profile, failed = adapt(analyzer, items, Path(args.out).stem, Path(args.labels).name,
-                                    lambda i, n, name: bar.update(i - bar.n))
+                                    lambda i, n, name: bar.update(i - bar.n), args.segment_voice)
     except (MediaError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import dataclasses
 
 from .constants import FRAME_RATE, LONG_FRAME_RATE, LONG_RECORDING_S
 from .media import check_frame_rate
+from .own_data import SEGMENT_VOICE
 
 
 def parse_span(text: str) -> tuple[float, float]:
@@ -90,6 +91,10 @@ def add_coding_arguments(p: argparse.ArgumentParser) -> None:
                    "it names, relative URL first)")
     p.add_argument("--ignore-labels", metavar="X,Y", default="", help="coded labels to skip (case-insensitive), e.g. "
                    "'laugh,unclear'; any other label that is not an emotion is an error")
+    p.add_argument("--segment-voice", choices=SEGMENT_VOICE, default=SEGMENT_VOICE[0],
+                   help="a coded segment's voice: 'span' (default), exactly the segment's audio read as a clip; "
+                   "'windows', the analysis's 4-s windows overlapping it, weighted by overlap, as the timeline shows "
+                   "it (a code shorter than a window then also hears its neighbours)")
 
 
 def add_export_arguments(p: argparse.ArgumentParser, folder: bool) -> None:

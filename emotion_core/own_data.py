@@ -24,7 +24,7 @@ import torch
 from .analysis import AnalysisResult, Analyzer, overlap_weights
 from .baseline import window_features
 from .coding import CODING_SUFFIXES, LabelledFile, check_media, check_time, read_labels
-from .constants import EMOTIONS
+from .constants import EMOTIONS, SAMPLE_RATE
 from .errors import MediaError
 from .inference import pool_voice
 from .media import load_audio, probe
@@ -33,6 +33,11 @@ from .profile import VoiceProfile, fit_profile, model_id
 from .voice_ensemble import VoiceEnsemble
 
 MODALITIES = ("fused", "voice", "face")
+SEGMENT_VOICE = ("span", "windows")
+"""How a coded segment's voice is read (the first is the default): ``span``, from exactly the segment's audio,
+read as a clip of that length would be; ``windows``, from the analysis's 4-s windows that overlap it,
+weighted by overlap (what the timeline shows; a segment shorter than a window also hears its neighbours,
+which on one-word TurEV-DB codes turned 24 of 24 right into 5: benchmarks/bench_coding.py)."""
 DEFAULT_MODALITY = {"audio": "voice", "video": "fused", "image": "face"}
 """What is scored when no modality is chosen: each file by what it holds."""
 Progress = Callable[[int, int, str], None]
@@ -175,8 +180,10 @@ def modality_probs(res: AnalysisResult, modality: str) -> np.ndarray | None:
     return None if branch is None else branch.probs
 
 
-def score_item(res: AnalysisResult, it: LabelledFile, modality: str | None) -> Scored:
-    """One item scored from the analysis of its recording: the whole recording, or its coded span."""
+def score_item(res: AnalysisResult, it: LabelledFile, modality: str | None, analyzer: Analyzer | None = None
+               ) -> Scored:
+    """One item scored from the analysis of its recording: the whole recording, or its coded span (its voice
+    read from exactly the span's audio when ``analyzer`` is given: ``SEGMENT_VOICE`` 'span')."""
     if res.error:
         return Scored(it, reason=res.error)
     m = modality or DEFAULT_MODALITY[res.kind or "video"]
@@ -192,7 +199,8 @@ def score_item(res: AnalysisResult, it: LabelledFile, modality: str | None) -> S
         check_time(it, float(res.duration or 0.0), name)
     except ValueError as e:
         return Scored(it, m, reason=str(e))
-    r = res.reading_between(it.start, it.end)
+    voice = True if analyzer is None or m == "face" else analyzer.span_voice(res, it.start, it.end)
+    r = res.reading_between(it.start, it.end, voice)
     p = {"fused": r.probs, "face": r.face, "voice": r.voice}[m]
     why = None if p is not None else f"{name}, {it.where}: no {m} reading in {it.start:g}-{it.end:g} s"
     return Scored(it, m, p, why)
@@ -207,39 +215,56 @@ def by_recording(items: list[LabelledFile]) -> dict[Path, list[int]]:
 
 
 def evaluate_result(res: AnalysisResult, items: list[LabelledFile], modality: str | None = None,
-                    profile: dict[str, Any] | None = None) -> EvaluationReport:
-    """The coded items of one analysed recording, scored (the Analyse page's coding row)."""
-    return EvaluationReport([score_item(res, it, modality) for it in items], profile, modality)
+                    profile: dict[str, Any] | None = None, span_reader: Analyzer | None = None) -> EvaluationReport:
+    """The coded items of one analysed recording, scored (the Analyse page's coding row); with
+    ``span_reader`` each segment's voice is read from its own audio (``res`` must keep its audio)."""
+    return EvaluationReport([score_item(res, it, modality, span_reader) for it in items], profile, modality)
 
 
 def evaluate_files(analyzer: Analyzer, items: list[LabelledFile], modality: str | None = None,
-                   progress: Progress | None = None) -> EvaluationReport:
-    """Analyse every labelled recording once, as ``analyze`` does, and score each item's chosen modality."""
+                   progress: Progress | None = None, segment_voice: str = SEGMENT_VOICE[0]) -> EvaluationReport:
+    """Analyse every labelled recording once, as ``analyze`` does, and score each item's chosen modality
+    (a segment's voice as ``segment_voice`` says, ``SEGMENT_VOICE``)."""
     groups = by_recording(items)
     scored: list[Scored | None] = [None] * len(items)
+    span = segment_voice == "span"
     for k, (path, idx) in enumerate(groups.items()):
         if progress is not None:
             progress(k, len(groups), path.name)
-        res = analyzer.analyze(path)
+        res = analyzer.analyze(path, keep_audio=span and any(items[i].is_segment for i in idx))
         for i in idx:
-            scored[i] = score_item(res, items[i], modality)
+            scored[i] = score_item(res, items[i], modality, analyzer if span else None)
+        res.audio = None
     if progress is not None:
         progress(len(groups), len(groups), "done")
     return EvaluationReport([s for s in scored if s is not None],
                             None if analyzer.profile is None else analyzer.profile.to_dict(), modality)
 
 
-def voice_examples(analyzer: Analyzer, items: Iterable[LabelledFile], progress: Progress | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Scored]]:
+def voice_examples(analyzer: Analyzer, items: Iterable[LabelledFile], progress: Progress | None = None,
+                   segment_voice: str = SEGMENT_VOICE[0]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Scored]]:
     """For each item with a voice: the shipped model's log-probabilities (as ``analyze`` pools them over
-    the recording or the segment), the frozen encoder's standardised features over the same windows with
-    the same weights, and the label index. Each recording's voice is read once."""
+    the recording or the segment, ``segment_voice`` as in ``evaluate_files``), the frozen encoder's
+    standardised features over the same windows with the same weights, and the label index. Each
+    recording's voice is read once (and each segment's again with 'span')."""
     items = list(items)
     if not isinstance(analyzer.models.voice.model, VoiceEnsemble):
         raise ValueError("profiles need the shipped voice ensemble (weights/voice.pt and weights/voice_probe.pt)")
     probe_net = analyzer.models.voice.model.probe
     head = probe_net.head
     logp, feats, labels, failed = [], [], [], []
+
+    def features(audio: np.ndarray, windows: list) -> np.ndarray:
+        return window_features(probe_net, audio, [(w.start, w.end, w.activity) for w in windows])
+
+    def example(it: LabelledFile, f: np.ndarray, windows: list, weights: np.ndarray) -> None:
+        mean = torch.from_numpy(np.average(f, axis=0, weights=weights)[None]).to(head.mean)
+        x = probe_net.head_input(mean).cpu().numpy()[0]
+        feats.append((x - head.mean.cpu().numpy()) / head.scale.cpu().numpy())
+        # the model's reading at its fixed temperature, as a profile applies it (not the recording's own)
+        logp.append(np.log(np.clip(pool_voice(windows, analyzer.voice_model.temperature, weights), 1e-12, 1)))
+        labels.append(EMOTIONS.index(it.label))
+
     groups = by_recording(items)
     for k, (path, idx) in enumerate(groups.items()):
         if progress is not None:
@@ -255,30 +280,35 @@ def voice_examples(analyzer: Analyzer, items: Iterable[LabelledFile], progress: 
         if branch is None:
             failed += [Scored(items[i], reason=f"{path.name}: {'; '.join(warnings) or 'no voice'}") for i in idx]
             continue
-        ws = branch.windows
-        f = window_features(probe_net, audio, [(w.start, w.end, w.activity) for w in ws])
+        whole: np.ndarray | None = None
         for i in idx:
             it = items[i]
+            if it.is_segment and segment_voice == "span":
+                part = audio[int(round(it.start * SAMPLE_RATE)): int(round(it.end * SAMPLE_RATE))]
+                own = analyzer.voice_branch(part, [], info.kind)
+                if own is None:
+                    failed.append(Scored(it, reason=f"{path.name}, {it.where}: no voice in {it.start:g}-{it.end:g} s"))
+                else:
+                    example(it, features(part, own.windows), own.windows, np.array([v.activity for v in own.windows]))
+                continue
+            ws = branch.windows
             w = np.array([v.activity for v in ws]) if not it.is_segment else overlap_weights(ws, it.start, it.end)
             if w.sum() <= 0:
                 failed.append(Scored(it, reason=f"{path.name}, {it.where}: no voice in {it.start:g}-{it.end:g} s"))
                 continue
-            mean = torch.from_numpy(np.average(f, axis=0, weights=w)[None]).to(head.mean)
-            x = probe_net.head_input(mean).cpu().numpy()[0]
-            feats.append((x - head.mean.cpu().numpy()) / head.scale.cpu().numpy())
-            # the model's reading at its fixed temperature, as a profile applies it (not the recording's own)
-            logp.append(np.log(np.clip(pool_voice(ws, analyzer.voice_model.temperature, w), 1e-12, 1)))
-            labels.append(EMOTIONS.index(it.label))
+            if whole is None:  # the recording's window features, once
+                whole = features(audio, ws)
+            example(it, whole, ws, w)
     if progress is not None:
         progress(len(groups), len(groups), "done")
     return (np.array(logp).reshape(-1, len(EMOTIONS)), np.array(feats), np.array(labels, int), failed)
 
 
 def adapt(analyzer: Analyzer, items: list[LabelledFile], name: str, labels_file: str,
-          progress: Progress | None = None) -> tuple[VoiceProfile, list[Scored]]:
-    """A voice profile fitted on the labelled files (with the shipped model: any profile is ignored)."""
+          progress: Progress | None = None, segment_voice: str = SEGMENT_VOICE[0]) -> tuple[VoiceProfile, list[Scored]]:
+    """A voice profile fitted on the labelled files or segments (with the shipped model: any profile is ignored)."""
     shipped = analyzer.with_profile(None)
-    logp, z, labels, failed = voice_examples(shipped, items, progress)
+    logp, z, labels, failed = voice_examples(shipped, items, progress, segment_voice)
     if len(labels) == 0:
         raise ValueError("none of the files has a voice to learn from")
     used = [it for it in items if all(it is not f.item for f in failed)]

@@ -146,9 +146,10 @@ def build_textgrid(rt: ResultTiers) -> TextGrid:
     return tg
 
 
-def textgrid_text(rt: ResultTiers) -> str:
-    """The .TextGrid file (Praat's long text format, UTF-8)."""
-    with tempfile.TemporaryDirectory(prefix="emotion-tg-") as d:  # pympi writes to a path only
+def textgrid_text(rt: ResultTiers, tmp_dir: str | None = None) -> str:
+    """The .TextGrid file (Praat's long text format, UTF-8). pympi writes to a path only: the text passes
+    through a temporary file in ``tmp_dir`` (memory-backed storage in the app), deleted at once."""
+    with tempfile.TemporaryDirectory(prefix="emotion-tg-", dir=tmp_dir) as d:
         path = Path(d) / "out.TextGrid"
         build_textgrid(rt).to_file(str(path), codec="utf-8")
         return path.read_text(encoding="utf-8")

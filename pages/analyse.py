@@ -22,6 +22,7 @@ from pages.ui.common import (
     Upload,
     clear_results,
     get_analyzer,
+    memory_dir,
     with_baseline,
 )
 from pages.ui.navigation import ensure_app_navigation
@@ -95,7 +96,7 @@ ccol.plotly_chart(branch_chart(table), width="stretch")
 
 # --- a long recording as a session, a short one as a timeline; then the explanations --------------
 if (res.duration or 0) > SESSION_VIEW_S and len(res.timeline) > 1:
-    session_section(res)
+    session_section(res, profile)
 elif (res.duration or 0) > 2 and ((res.face and len(res.face.frames) > 1) or len(res.voice_windows) > 1):
     timeline_section(res)
 st.subheader("Why: what the models looked at and listened to")
@@ -119,5 +120,5 @@ if res.kind != "image":  # the reading as tiers beside the recording, for ELAN a
     d4.download_button("ELAN (.eaf)", eaf_text(tiers), file_name=f"{Path(up.name).stem}.eaf", mime="application/xml",
                        help="Tiers fused, face, voice and agreement (and, for a session, sustained and disagreement); "
                        "save it next to the recording and open it in ELAN.")
-    d5.download_button("Praat (.TextGrid)", textgrid_text(tiers), file_name=f"{Path(up.name).stem}.TextGrid",
+    d5.download_button("Praat (.TextGrid)", textgrid_text(tiers, memory_dir()), file_name=f"{Path(up.name).stem}.TextGrid",
                        mime="text/plain", help="The same tiers for Praat; overlapping windows end where the next begins.")

@@ -1,6 +1,7 @@
 """Every page through streamlit's AppTest; uploads go through the real file uploader widget."""
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -247,13 +248,21 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path) -> None:
     assert len(table) == 14 and list(table["coded"])[:3] == ["happy", "sad", "angry"] and table["start"][2] == 5.5
     from pages.ui.common import memory_dir
 
-    kept = Path(memory_dir() or __import__("tempfile").gettempdir())
+    kept = Path(memory_dir() or tempfile.gettempdir())
     assert not list(kept.glob("emotion-coding-*")), "the coding file is read and dropped"
     f = session_video.parent / "coded.eaf"
     f.write_text(elan_document(media=str(session_video)))
-    expected_report = evaluate_result(stored, read_labels(f, tier="emotion"), "fused").to_dict()
+    from emotion_core.analysis import Analyzer
+
+    items = read_labels(f, tier="emotion")
+    own_voice = evaluate_result(stored, items, "fused", span_reader=Analyzer()).rows()  # the default: own audio
+    assert [r["predicted"] for r in own_voice] == list(table["model"].replace("–", ""))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Segments scored"] == "14"
+    at.radio(key="coding_voice").set_value("windows").run()
+    no_exceptions(at)
+    expected_report = evaluate_result(stored, items, "fused").to_dict()
+    metrics = {m.label: m.value for m in at.metric}
     assert metrics["Agreement"] == f"{expected_report['accuracy']:.0%}"
     fig = next(c for c in at.get("plotly_chart") if '"coded"' in c.proto.spec)
     assert '"happy"' in fig.proto.spec  # the coded row above the map

@@ -188,9 +188,28 @@ def test_a_segment_is_read_from_the_one_analysis_as_the_timeline_is(analyzer, re
         np.testing.assert_allclose(got.voice, expected, atol=1e-6)
         np.testing.assert_allclose(got.probs, got.voice, atol=1e-12)  # audio only: fused = voice
     items = read_labels_from_rows(rec40, [(0.0, 40.0, "sad"), (5.5, 8.0, "angry")])
-    report = evaluate_files(analyzer, items, "voice")
+    report = evaluate_files(analyzer, items, "voice", segment_voice="windows")
     np.testing.assert_allclose(report.items[0].probs, res.voice.probs, atol=1e-12)
     np.testing.assert_allclose(report.items[1].probs, res.reading_between(5.5, 8.0).voice, atol=1e-12)
+
+
+def test_a_segments_own_voice_is_the_span_analysed_as_a_clip(analyzer, rec40: Path, tmp_path: Path) -> None:
+    """The default ('span'): a segment's voice equals analysing that stretch of the recording cut out as a file."""
+    import soundfile as sf
+
+    from emotion_core.media import load_audio, probe
+
+    spans = [(5.5, 8.0, "angry"), (16.5, 18.0, "surprise"), (21.0, 24.5, "disgust"), (30.0, 39.9, "sad")]
+    report = evaluate_files(analyzer, read_labels_from_rows(rec40, spans), "voice")
+    audio = load_audio(probe(rec40))
+    for (s, e, _), scored in zip(spans, report.items, strict=True):
+        cut = tmp_path / f"cut_{s}.wav"
+        sf.write(cut, audio[round(s * 16_000): round(e * 16_000)], 16_000, subtype="FLOAT")
+        alone = analyzer.analyze(cut)
+        np.testing.assert_allclose(scored.probs, alone.voice.probs, atol=1e-5)
+    windows = evaluate_files(analyzer, read_labels_from_rows(rec40, spans), "voice", segment_voice="windows")
+    assert any(not np.allclose(a.probs, b.probs, atol=1e-3) for a, b in zip(report.items, windows.items, strict=True))
+    assert main(["evaluate", "data", "--labels", str(rec40.parent / "rows.csv"), "--segment-voice", "windows"]) == 0
 
 
 def read_labels_from_rows(path: Path, rows: list[tuple[float, float, str]]) -> list:

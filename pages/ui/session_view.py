@@ -15,9 +15,10 @@ from emotion_core.analysis import AnalysisResult
 from emotion_core.charts import CodedRow, emotion_map_figure
 from emotion_core.coding import read_coding_upload
 from emotion_core.constants import EMOTIONS
-from emotion_core.own_data import EvaluationReport, evaluate_result
+from emotion_core.own_data import SEGMENT_VOICE, EvaluationReport, evaluate_result
+from emotion_core.profile import VoiceProfile
 from emotion_core.session import MIN_SEGMENT_S, SMOOTHING_S, SOURCES
-from pages.ui.common import memory_dir
+from pages.ui.common import get_analyzer, memory_dir
 from pages.ui.widgets import progress_columns
 
 MAX_LISTED = 30
@@ -32,7 +33,7 @@ def point_panels_at(res: AnalysisResult, start: float, end: float) -> None:
         st.session_state["lime_w"] = k
 
 
-def session_section(res: AnalysisResult) -> None:
+def session_section(res: AnalysisResult, profile: bytes | None = None) -> None:
     """A long recording at a glance: the emotion map, time per emotion, sustained stretches and the
     moments where face and voice disagree; a click on a stretch moves the explanation panels there."""
     st.subheader("The session")
@@ -42,7 +43,7 @@ def session_section(res: AnalysisResult) -> None:
     smoothing = right.slider("Smoothing (seconds)", 0, 60, int(SMOOTHING_S), step=2, key="map_smoothing",
                              help="Moving average over the 4-s windows before the map and the stretches are read")
     min_s = right.slider("Sustained: at least (seconds)", 4, 120, int(MIN_SEGMENT_S), step=2, key="min_segment")
-    report = coding_report(res, source, right)
+    report = coding_report(res, source, right, profile)
     rows: list[CodedRow] | None = None
     if report is not None:
         rows = [(s.item.start or 0.0, s.item.end or 0.0, s.item.label, None if r["predicted"] == "" else
@@ -76,9 +77,15 @@ def session_section(res: AnalysisResult) -> None:
             st.caption(f"{hidden} more in the downloads (JSON, HTML report).")
 
 
-def coding_report(res: AnalysisResult, source: str, where: Any) -> EvaluationReport | None:
+SEGMENT_VOICE_TEXT = {"span": "its own audio", "windows": "the map's 4-s windows"}
+
+
+def coding_report(res: AnalysisResult, source: str, where: Any, profile: bytes | None = None
+                  ) -> EvaluationReport | None:
     """The uploaded coding of this recording scored with ``source``'s reading; None without one (or with a
-    message when the file cannot serve). The coding file is read in memory-backed storage and dropped."""
+    message when the file cannot serve). The coding file is read in memory-backed storage and dropped.
+    A segment's voice is read from its own audio (through ``profile``) unless the user picks the map's
+    windows, or the voice was read relative to a baseline (its windows carry it)."""
     up = where.file_uploader("Your coding of this recording", type=["eaf", "textgrid", "csv"], key="coding_file",
                              help="An ELAN .eaf, a Praat .TextGrid or a CSV with start,end,label (seconds): each coded "
                              "segment is compared with the model's reading over exactly that span.")
@@ -95,7 +102,15 @@ def coding_report(res: AnalysisResult, source: str, where: Any) -> EvaluationRep
         where.selectbox("Coded tier", tiers, key="coding_tier", index=None, placeholder="choose the coded tier")
     if not items:
         return None
-    return evaluate_result(res, items, source)
+    mode = where.radio("A segment's voice", SEGMENT_VOICE, key="coding_voice", horizontal=True,
+                       format_func=SEGMENT_VOICE_TEXT.get, disabled=res.baseline is not None or res.audio is None,
+                       help="Its own audio: the voice model hears exactly the coded segment, as it would that clip "
+                       "alone. The map's windows: the 4-s windows overlapping it, weighted by overlap (a short "
+                       "segment then also hears its neighbours).")
+    reader = None
+    if mode == "span" and res.baseline is None and res.audio is not None:
+        reader = get_analyzer().with_profile(None if profile is None else VoiceProfile.from_bytes(profile))
+    return evaluate_result(res, items, source, span_reader=reader)
 
 
 def coding_figures(report: EvaluationReport, source: str) -> None:
@@ -113,6 +128,6 @@ def coding_figures(report: EvaluationReport, source: str) -> None:
     st.dataframe(table, hide_index=True, width="stretch", key="coding_table",
                  column_config={"start": st.column_config.NumberColumn(format="%.1f s"),
                                 "end": st.column_config.NumberColumn(format="%.1f s")})
-    st.caption("Each segment is read from this analysis: the voice windows overlapping it, weighted by how much "
-               "of them lies inside, and the face frames inside it, fused as the timeline is. A segment shorter "
-               "than a voice window (4 s) also hears the speech around it.")
+    st.caption("Each segment is read from this analysis: the face frames inside it and its voice (its own audio, "
+               "or the 4-s windows overlapping it, weighted by how much of them lies inside; a segment shorter than "
+               "a window then also hears the speech around it), fused as the timeline is.")
