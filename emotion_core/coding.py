@@ -74,8 +74,15 @@ def parse_ignored(text: str | None) -> frozenset[str]:
     return frozenset(x.strip().lower() for x in (text or "").split(",") if x.strip())
 
 
+READING = re.compile(r"^\s*(\S+)\s+[0-9]*\.?[0-9]+\s*$")
+"""A value as our own tiers write it, ``label confidence`` (``happy 0.78``): a tier exported by ``analyze --eaf``
+and corrected by hand in ELAN reads back as a coding."""
+
+
 def _label(raw: str, name: str, where: str, ignore: frozenset[str]) -> str | None:
     """The emotion of a coded label; None when it is to be skipped; ValueError when unknown."""
+    if (m := READING.match(raw)) is not None:
+        raw = m.group(1)
     if raw.strip().lower() in ignore:
         return None
     if (emotion := emotion_of(raw)) is None:
@@ -140,7 +147,7 @@ def elan_media(eaf: Eaf, source: Path) -> Path:
     candidates += [_file_url_path(d["MEDIA_URL"], source.parent) for d in descriptors if d.get("MEDIA_URL")]
     for p in candidates:
         if p.is_file():
-            return p
+            return p.resolve()
     named = descriptors[0].get("RELATIVE_MEDIA_URL") or descriptors[0].get("MEDIA_URL")
     raise ValueError(f"{source.name}: the recording it names ({named}) was not found; give it with --media REC.")
 

@@ -266,6 +266,9 @@ def test_a_long_recording_is_shown_as_a_session(session_video: Path) -> None:
     assert metrics["Agreement"] == f"{expected_report['accuracy']:.0%}"
     fig = next(c for c in at.get("plotly_chart") if '"coded"' in c.proto.spec)
     assert '"happy"' in fig.proto.spec  # the coded row above the map
+    at.file_uploader(key="coding_file").set_value(("cut.eaf", elan_document().encode()[:900], "application/xml")).run()
+    no_exceptions(at)
+    assert [e.value for e in at.error] == ["cut.eaf: not a readable ELAN file (it may be truncated, or not ELAN's XML)."]
 
 
 def test_a_long_analysis_can_be_cancelled_and_nothing_is_kept(session_video: Path) -> None:

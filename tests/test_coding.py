@@ -269,6 +269,21 @@ def test_analyze_eaf_voice_tier_equals_the_json_windows(rec40: Path, tmp_path: P
         assert all(a[1] <= b[0] + 1e-9 for a, b in zip(iv, iv[1:], strict=False))
 
 
+def test_an_exported_tier_reads_back_as_a_coding(rec40_result: AnalysisResult, rec40: Path, tmp_path: Path) -> None:
+    """Round trip through pympi: our 'sustained' and 'face'-like tiers (label confidence) read back as segments,
+    so a researcher can start from the model's tier, correct it in ELAN and score it."""
+    rt = result_tiers(rec40_result)
+    rt.tiers["corrected"] = [(0, 2500, "happy 0.71"), (2500, 5000, "sad 0.40"), (6000, 9000, "Anger")]
+    path = tmp_path / "mine.eaf"
+    path.write_text(eaf_text(rt, path))
+    items = read_labels(path, tier="corrected")
+    assert [(it.start, it.end, it.label, it.path) for it in items] == [(0.0, 2.5, "happy", rec40.resolve()),
+                                                                       (2.5, 5.0, "sad", rec40.resolve()),
+                                                                       (6.0, 9.0, "angry", rec40.resolve())]
+    with pytest.raises(ValueError, match="overlap"):  # the window tiers overlap: not a coding
+        read_labels(path, tier="voice")
+
+
 def long_result(seconds: float = 600.0, fps: float = 2.5) -> AnalysisResult:
     """A 10-minute session's result as the analysis builds it (face frames, voice windows, timeline): its
     probabilities drift from happy to sad and face and voice part ways in the middle."""
