@@ -99,7 +99,8 @@ def _number(text: str, name: str, where: str, column: str) -> float:
 
 
 def read_csv_labels(source: Path, text: str, base: Path, ignore: frozenset[str] = frozenset()) -> list[LabelledFile]:
-    """The rows of a labels CSV (whole recordings) or a segment CSV (with ``start`` and ``end``)."""
+    """The rows of a labels CSV (whole recordings) or a segment CSV (with ``start`` and ``end``; a row with both
+    empty stands for its whole recording)."""
     reader = csv.DictReader(io.StringIO(text))
     cols = {c.strip().lower() for c in reader.fieldnames or []}
     if not {"path", "label"} <= cols:
@@ -118,7 +119,7 @@ def read_csv_labels(source: Path, text: str, base: Path, ignore: frozenset[str] 
             continue
         p = Path(row["path"])
         start = end = None
-        if segments:
+        if segments and (row["start"] or row["end"]):  # both empty: the whole recording
             start = _number(row["start"], source.name, where, "start")
             end = _number(row["end"], source.name, where, "end")
         out.append(LabelledFile(p if p.is_absolute() else base / p, label, row.get("speaker") or None, start, end,

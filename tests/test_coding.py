@@ -65,6 +65,8 @@ def test_a_segment_csv_is_read_with_its_mistakes_named(tmp_path: Path) -> None:
     f.write_text("path,start,end,label\nrec.wav,0,2.5,sad\nrec.wav,2.0,4,sad\n")
     with pytest.raises(ValueError, match=r"line 2 \(0-2.5 s\) and line 3 \(2-4 s\) overlap"):
         read_labels(f)
+    f.write_text("path,start,end,label\nrec.wav,0,2,sad\nwhole.wav,,,happy\n")  # empty times: the whole recording
+    assert [(it.path.name, it.is_segment) for it in read_labels(f)] == [("rec.wav", True), ("whole.wav", False)]
     f.write_text("path,start,end,label\nrec.wav,0,two,sad\n")
     with pytest.raises(ValueError, match="line 2: the end 'two' is not a number"):
         read_labels(f)
