@@ -1,5 +1,5 @@
-"""Metrics shared by every evaluation: accuracy, macro F1, per-class recall, confusion matrix,
-expected calibration error and temperature fitting."""
+"""Metrics shared by every evaluation: accuracy, macro F1, per-class recall, confusion matrix, Cohen's
+kappa, expected calibration error and temperature fitting."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def summarize(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
         "classes": list(classes),
         "ece": ece(y_true, probs),
     }
+
+
+def cohen_kappa(cm: np.ndarray) -> float | None:
+    """Cohen's kappa of a confusion matrix: agreement beyond what the two raters' base rates give by chance
+    (the figure coders report for each other, so the model's can be set beside it). None when undefined."""
+    cm = np.asarray(cm, float)
+    n = cm.sum()
+    if n == 0:
+        return None
+    observed = np.trace(cm) / n
+    chance = float((cm.sum(0) * cm.sum(1)).sum() / n**2)
+    return None if chance >= 1 else float((observed - chance) / (1 - chance))
 
 
 def ece(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:

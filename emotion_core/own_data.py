@@ -28,7 +28,7 @@ from .constants import EMOTIONS, SAMPLE_RATE
 from .errors import MediaError
 from .inference import pool_voice
 from .media import load_audio, probe
-from .metrics import confusion, ece
+from .metrics import cohen_kappa, confusion, ece
 from .profile import VoiceProfile, fit_profile, model_id
 from .voice_ensemble import VoiceEnsemble
 
@@ -141,7 +141,7 @@ class EvaluationReport:
             "n": int(len(y)), "classes": classes,
             "modality": self.chosen_modality or "by file (voice for audio, fused for video, face for images)",
             "accuracy": float((pred == y).mean()) if len(y) else None,
-            "uar": float(np.mean(recalls)) if recalls else None,
+            "uar": float(np.mean(recalls)) if recalls else None, "kappa": cohen_kappa(cm),
             "per_class": per_class, "confusion": cm.tolist(), "ece": ece(y, p) if len(y) else None,
             "failed": [{"path": str(s.item.path), "reason": s.reason} for s in self.items if s.probs is None],
             "profile": self.profile}
@@ -342,6 +342,7 @@ table{{border-collapse:collapse}}</style></head><body>
 <p>{report['n']} {e(unit)} scored ({e(str(report['modality']))}); predictions among {e(', '.join(classes))}.
 {'Profile: ' + e(prof['name']) if prof else 'No profile: the shipped model.'}</p>
 <p><b>Accuracy {pct(report['accuracy'])}</b> · unweighted average recall {pct(report['uar'])} ·
+Cohen's kappa {'–' if report.get('kappa') is None else f"{report['kappa']:.2f}"} ·
 calibration error {'–' if report['ece'] is None else f"{report['ece']:.3f}"}</p>
 <h2>Per emotion</h2><table><tr><th>emotion</th><th>files</th><th>recall</th><th>precision</th></tr>{per}</table>
 <h2>Confusion matrix</h2><p>Rows: the label; columns: the prediction.</p>

@@ -65,11 +65,13 @@ if (result := st.session_state.get("own_report")) is not None:
     st.subheader("How well the model reads your recordings")
     if rep["profile"]:
         st.caption(f"With the profile '{rep['profile']['name']}'.")
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("Segments scored" if result.get("segments") else "Files scored", rep["n"])
     m2.metric("Accuracy", "–" if rep["accuracy"] is None else f"{rep['accuracy']:.0%}")
     m3.metric("Unweighted average recall", "–" if rep["uar"] is None else f"{rep['uar']:.0%}")
-    m4.metric("Calibration error", "–" if rep["ece"] is None else f"{rep['ece']:.2f}")
+    m4.metric("Cohen's kappa", "–" if rep.get("kappa") is None else f"{rep['kappa']:.2f}",
+              help="Agreement with your labels beyond chance (1: perfect, 0: chance)")
+    m5.metric("Calibration error", "–" if rep["ece"] is None else f"{rep['ece']:.2f}")
     st.caption(f"Predictions among {', '.join(rep['classes'])} (the emotions in your labels); {rep['modality']}.")
     left, right = st.columns(2)
     per = pd.DataFrame([{"emotion": e, **v} for e, v in rep["per_class"].items()])

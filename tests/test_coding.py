@@ -168,6 +168,10 @@ def test_fourteen_segments_in_elan_and_csv_give_the_same_report(rec40: Path, tmp
     assert from_elan["per_speaker"] == {"client": {"n": 14, "accuracy": from_elan["accuracy"]}}
     rows = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
     assert rows[0].startswith("path,speaker,start,end,where,label,modality,predicted") and len(rows) == 15
+    from sklearn.metrics import cohen_kappa_score
+
+    table = [r.split(",") for r in rows[1:]]
+    assert from_csv["kappa"] == pytest.approx(cohen_kappa_score([r[5] for r in table], [r[7] for r in table]))
     assert "14 coded segments scored" in (tmp_path / "out" / "report.html").read_text()
 
 

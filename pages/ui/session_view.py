@@ -117,17 +117,21 @@ def coding_figures(report: EvaluationReport, source: str) -> None:
     """Agreement with the coding: the figures, and one row per coded segment."""
     doc = report.to_dict()
     st.markdown(f"**Your coding and the {source} reading** (predictions among the emotions you coded)")
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("Segments scored", doc["n"])
     m2.metric("Agreement", "–" if doc["accuracy"] is None else f"{doc['accuracy']:.0%}")
-    m3.metric("Unweighted average recall", "–" if doc["uar"] is None else f"{doc['uar']:.0%}")
-    m4.metric("Not scored", len(doc["failed"]))
+    m3.metric("Cohen's kappa", "–" if doc["kappa"] is None else f"{doc['kappa']:.2f}",
+              help="Agreement beyond chance given how often you and the model use each code (1: perfect, 0: chance)")
+    m4.metric("Unweighted average recall", "–" if doc["uar"] is None else f"{doc['uar']:.0%}")
+    m5.metric("Not scored", len(doc["failed"]))
     table = pd.DataFrame([{"start": r["start"], "end": r["end"], "coded": r["label"], "model": r["predicted"] or "–",
                            "agrees": None if not r["predicted"] else r["predicted"] == r["label"],
                            "where": r["where"]} for r in report.rows()])
     st.dataframe(table, hide_index=True, width="stretch", key="coding_table",
                  column_config={"start": st.column_config.NumberColumn(format="%.1f s"),
                                 "end": st.column_config.NumberColumn(format="%.1f s")})
+    st.download_button("Per-segment comparison (CSV)", pd.DataFrame(report.rows()).to_csv(index=False),
+                       file_name="coding_comparison.csv", mime="text/csv", key="coding_csv")
     st.caption("Each segment is read from this analysis: the face frames inside it and its voice (its own audio, "
                "or the 4-s windows overlapping it, weighted by how much of them lies inside; a segment shorter than "
                "a window then also hears the speech around it), fused as the timeline is.")
