@@ -167,11 +167,14 @@ def evaluate_split(net: FaceNet, split: FerSplit, temperature: float = 1.0) -> n
     return predict_faces(lm, split.images.astype(np.float32) / 255, batch_size=512)
 
 
-def fit_face_temperature(labels: np.ndarray, probs7: np.ndarray) -> float:
+def fit_face_temperature(labels: np.ndarray | list[np.ndarray], probs7: np.ndarray | list[np.ndarray]) -> float:
     """The temperature for a face model's logits, fitted on held-out (n, 7) probabilities: applied at inference
-    to logits, fitted here on log-probabilities, which differ from logits by a per-row constant (same optimum)."""
-    logp = torch.log(torch.from_numpy(probs7).clamp_min(1e-12))
-    return fit_temperature(lambda t: nll(labels, torch.softmax(logp / t, 1).numpy()))
+    to logits, fitted here on log-probabilities, which differ from logits by a per-row constant (same optimum).
+    Lists of sets count each set equally (the mean of their negative log-likelihoods), so a small set of faces
+    from elsewhere weighs as much as a large in-corpus one."""
+    sets = list(zip(labels, probs7, strict=True)) if isinstance(labels, list) else [(labels, probs7)]
+    logps = [(y, torch.log(torch.from_numpy(p).clamp_min(1e-12))) for y, p in sets]
+    return fit_temperature(lambda t: float(np.mean([nll(y, torch.softmax(lp / t, 1).numpy()) for y, lp in logps])))
 
 
 def write_predictions(path: Path, split: FerSplit, probs8: np.ndarray) -> None:
