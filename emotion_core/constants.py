@@ -75,11 +75,13 @@ FACE_TEMPLATE: tuple[tuple[float, float], ...] = ((0.319, 0.385), (0.681, 0.385)
 the crop side: the mean landmarks of the FER2013 train faces MTCNN finds (85.9 %), made left-right symmetric
 (``python -m emotion_core train face-data --data ../shared/data --out runs/faces`` prints the mean). Aligned
 faces keep FER2013's framing, which the face model learnt, with eyes level and one scale for everyone."""
-STILL_FRAMING: dict[str, tuple[int, int, int, str]] = {"fer": (2, 32, 30, "reflect"), "sfew": (1, 48, 72, "constant")}
+STILL_FRAMING: dict[str, tuple[int, int, int, str]] = {"fer": (2, 32, 30, "reflect"), "sfew": (1, 48, 72, "constant"),
+                                                       "wild": (1, 48, 60, "reflect")}
 """How a photo that is already a tight face crop is shown to MTCNN so it is cropped like a video frame
 (``faces.bordered``): enlargement, border in pixels after enlarging, MTCNN's smallest face, border fill. FER2013's
 small crops cut through the face, so a reflected border completes it; SFEW's larger crops would gain a mirrored
-second face that way, so they get a black one."""
+second face that way, so they get a black one. The in-the-wild faces (``face_data.load_wild``, 144x144 after
+loading) are cut like FER2013's, so they get a reflected border too."""
 FACE_INPUT_SIZE = 48
 """Face-model input: FER2013's 48x48 greyscale; MTCNN crops are converted to exactly this."""
 FACE_DISPLAY_SIZE = 160

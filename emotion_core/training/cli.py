@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluate face-wild: also write reports/face_private.csv and face_sfew_val.csv")
         t.add_argument("--stop-after", type=int, default=None, help="face: train at most N epochs in this run")
         t.add_argument("--reports", default=None, help="folder for committed evaluation files (default reports/)")
+        t.add_argument("--wild", default=None,
+                       help="face-data: a copy of github.com/muxspace/facial_expressions (data/legend.csv, images/): "
+                            "detect its faces into OUT/face_detections_wild.npz for face-wild --set wild=true")
         t.add_argument("--nemo", default=None,
                        help="voice-corpora: a checkout of github.com/amu-cai/nEMO (data.tsv, samples/): adds nEMO and "
                             "runs the four-corpora protocol (emotion_core.training.voice_offcorpus)")

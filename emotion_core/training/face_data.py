@@ -17,6 +17,7 @@ seconds for any margin or alignment setting.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import time
@@ -42,6 +43,13 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("fer_train", "fer_public", "fer_private", "sfew_train", "sfew_val")
 DETECTIONS = "face_detections.npz"
+WILD = "wild_train"
+WILD_DETECTIONS = "face_detections_wild.npz"
+"""The in-the-wild faces (github.com/muxspace/facial_expressions) are cached apart: optional, training only."""
+WILD_TO_FACE = {"anger": "angry", "disgust": "disgust", "fear": "fearful", "happiness": "happy",
+                "neutral": "neutral", "sadness": "sad", "surprise": "surprised"}
+"""Its labels -> our face classes; its 9 contempt faces have none and are left out."""
+WILD_SIZE = 144
 SFEW_FOLDERS = {"sfew_train": "Train", "sfew_val": "Val"}
 FRAMING = STILL_FRAMING
 
@@ -87,6 +95,29 @@ def load_sfew(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray, lis
     if not files:
         raise FileNotFoundError(f"no SFEW images under {folder}")
     return np.stack(images), np.array(labels), files, np.array(films)
+
+
+def load_wild(root: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """The faces of ``muxspace/facial_expressions`` (``data/legend.csv``, ``images/``): grey (n, 144, 144),
+    labels, files and people (the name before the picture number, e.g. ``George_W_Bush``). An image listed
+    twice keeps its first label; a label outside ``WILD_TO_FACE`` or a missing image is skipped."""
+    root = Path(root)
+    images, labels, files, people, seen = [], [], [], [], set()
+    with open(root / "data" / "legend.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            name, emotion = row["image"], row["emotion"].strip().lower()
+            path = root / "images" / name
+            if name in seen or emotion not in WILD_TO_FACE or not path.exists():
+                continue
+            seen.add(name)
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert("L").resize((WILD_SIZE, WILD_SIZE), Image.Resampling.BICUBIC)))
+            labels.append(FACE_EMOTIONS.index(WILD_TO_FACE[emotion]))
+            files.append(f"images/{name}")
+            people.append(Path(name).stem.rsplit("_", 1)[0])
+    if not files:
+        raise FileNotFoundError(f"no labelled faces under {root} (expected data/legend.csv and images/)")
+    return np.stack(images), np.array(labels), files, np.array(people)
 
 
 def detection_frame(image: np.ndarray, source: str) -> np.ndarray:
@@ -135,8 +166,24 @@ def build_detections(data: str | Path, out: str | Path, device: str = "cpu", lim
     return path
 
 
+def build_wild_detections(root: str | Path, out: str | Path, device: str = "cpu", limit: int | None = None) -> Path:
+    """Detect the in-the-wild faces once, cached in ``OUT/face_detections_wild.npz``."""
+    t0 = time.time()
+    images, labels, files, people = load_wild(root)
+    if limit:
+        keep = np.random.default_rng(0).permutation(len(files))[:limit]
+        images, labels, people, files = images[keep], labels[keep], people[keep], [files[i] for i in keep]
+    boxes, points = detect(images, "wild", device)
+    path = Path(out) / WILD_DETECTIONS
+    np.savez(path, **{f"{WILD}/images": images, f"{WILD}/labels": labels, f"{WILD}/files": np.array(files),
+                      f"{WILD}/groups": people, f"{WILD}/boxes": boxes, f"{WILD}/landmarks": points})
+    log.info("%s: %d images, MTCNN found %.1f %% (%.0f s)", WILD, len(files), 100 * np.isfinite(boxes[:, 0]).mean(),
+             time.time() - t0)
+    return path
+
+
 def load_detections(out: str | Path, split: str) -> FaceSet:
-    with np.load(Path(out) / DETECTIONS) as z:
+    with np.load(Path(out) / (WILD_DETECTIONS if split == WILD else DETECTIONS)) as z:
         return FaceSet(split, z[f"{split}/images"], z[f"{split}/labels"], list(z[f"{split}/files"]),
                        z[f"{split}/groups"], z[f"{split}/boxes"], z[f"{split}/landmarks"])
 
@@ -169,6 +216,13 @@ def template_from_fer(fs: FaceSet) -> np.ndarray:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Detect every split once; with ``--wild DIR`` only the in-the-wild faces (the FER2013/SFEW cache kept)."""
+    if getattr(args, "wild", None):
+        path = build_wild_detections(args.wild, args.out, args.device, 200 if args.quick else None)
+        fs = load_detections(args.out, WILD)
+        print(json.dumps({"detections": str(path), "faces": len(fs.files), "found": float(fs.found.mean()),
+                          "per_class": {c: int((fs.labels == i).sum()) for i, c in enumerate(FACE_EMOTIONS)}}))
+        return 0
     path = build_detections(args.data, args.out, args.device, 200 if args.quick else None)
     fer = load_detections(args.out, "fer_train")
     template = template_from_fer(fer)

@@ -25,8 +25,16 @@ SFEW Train minus the same held-aside films):
     python -m emotion_core train face-wild --data ../shared/data --out runs/faces --tag ferplus-majority --epochs 1 \
         --set targets=majority --set select_labels=ferplus --set calibrate_per_set=true
 
+    python -m emotion_core train face-data --data ../shared/data --out runs/faces --wild FACIAL_EXPRESSIONS_DIR
+    python -m emotion_core train face-wild --data ../shared/data --out runs/faces --tag ferplus-votes-wild --epochs 1 \
+        --set targets=votes --set label_smoothing=0 --set select_labels=ferplus --set calibrate_per_set=true \
+        --set wild=true
+
 (``votes``: the annotators' distribution, no label smoothing on top of it; ``majority``: one-hot FER+ majority
-with today's smoothing 0.1.) Selection faces: FER2013 PublicTest scored by its FER+ majority label (its FER2013
+with today's smoothing 0.1; ``votes-wild``: ``votes`` plus the 13.7k faces in the wild of
+``muxspace/facial_expressions`` at 5fb9c13afac0, one-hot, once an epoch, skew and all.) The wild faces are kept
+only if ``votes-wild`` beats ``votes`` both on the SFEW films and in neutral recall over the selection faces;
+otherwise ``votes-wild`` is not a candidate. Selection faces: FER2013 PublicTest scored by its FER+ majority label (its FER2013
 label is the noise being corrected) and the held-aside SFEW Train films; the temperature is fitted on both,
 each counting equally. A candidate ships if (1) its mean selection accuracy beats the shipped model's on the
 same faces, (2) it loses at most 1.0 point on the SFEW films (faces from elsewhere matter more than FER2013's
@@ -91,6 +99,9 @@ class WildTrainConfig(FaceTrainConfig):
     """FER+ contempt votes with "votes": "drop" or "disgust" (``ferplus.vote_targets``)."""
     select_labels: str = "fer2013"
     """PublicTest scored for selection by its FER2013 label or by the FER+ majority ("ferplus")."""
+    wild: bool = False
+    """Add the in-the-wild faces (``train face-data --wild DIR`` caches them), ``wild_repeat`` times an epoch."""
+    wild_repeat: int = 1
     calibrate_per_set: bool = False
     """Fit the temperature on the selection sets counted equally (True) rather than pooled (PublicTest's 3,589
     faces would otherwise outweigh the 179 film faces 20 to 1)."""
@@ -147,6 +158,11 @@ def load_data(out: str | Path, cfg: WildTrainConfig, data: str | Path | None = N
     if cfg.use_sfew:
         xs += [sfew_x] * cfg.sfew_repeat
         ys += [sfew_y] * cfg.sfew_repeat
+    if cfg.wild:
+        wild = face_data.load_detections(out, face_data.WILD)
+        wild_y = wild.labels if cfg.targets == "fer2013" else np.eye(len(FACE_EMOTIONS), dtype=np.float32)[wild.labels]
+        xs += [face_data.model_inputs(wild, align=cfg.align, margin=FACE_MARGIN)[0]] * cfg.wild_repeat
+        ys += [wild_y] * cfg.wild_repeat
     sfew_sel = sets["sfew_train"].subset(np.flatnonzero(sel))
     public = as_split(inputs["fer_public"], sets["fer_public"])
     private = as_split(inputs["fer_private"], sets["fer_private"])
@@ -207,11 +223,13 @@ def score(lm: LoadedModel, data: WildData, predictions_to: Path | None = None) -
         if predictions_to is not None and name in PREDICTIONS:
             write_predictions(predictions_to / PREDICTIONS[name], split, p8)
     res["sfew_val"]["mtcnn_found"] = float(data.sfew_val.found.mean())
-    res["selection"], res["selection_ece"] = {}, {}
+    res["selection"], res["selection_ece"], res["selection_neutral_recall"] = {}, {}, {}
+    neutral = FACE_EMOTIONS.index("neutral")
     for name, sp in zip(("fer_public", "sfew_films"), data.select, strict=True):
         p7 = predict_faces(lm, sp.images.astype(np.float32) / 255)[:, FACE_INDEX]
         res["selection"][name] = float((p7.argmax(1) == sp.labels).mean())
         res["selection_ece"][name] = ece(sp.labels, p7)
+        res["selection_neutral_recall"][name] = float((p7.argmax(1)[sp.labels == neutral] == neutral).mean())
     res["temporal_sfew_val"] = temporal_study(lm, data.evaluate["sfew_val"])
     return res
 
@@ -222,7 +240,7 @@ def short(res: dict) -> dict:
     for k, v in res.items():
         if isinstance(v, dict) and "accuracy" in v:
             out[k] = (round(v["accuracy"], 4), round(v["recall"]["neutral"], 4), round(v["ece"], 4))
-        elif k in ("selection", "selection_ece"):
+        elif k.startswith("selection"):
             out[k] = {m: round(a, 4) for m, a in v.items()}
         elif k.startswith("temporal"):
             out[k] = {m: round(v[m]["accuracy"], 4) for m in ("single_frame", "window_pooled", "window_mean")}
@@ -280,10 +298,13 @@ def main(args: argparse.Namespace) -> int:
     crop = {"align": cfg.align, "margin": FACE_MARGIN, "template": [list(p) for p in FACE_TEMPLATE]}
     targets = {"fer2013": "", "votes": ", FER+ vote distributions", "majority": ", FER+ majority labels"}
     meta = {"trained_on": f"FER2013 train (minus 10% validation{targets[cfg.targets]})"
-                          + (" + SFEW Train (minus 15% of films)" if cfg.use_sfew else ""),
+                          + (" + SFEW Train (minus 15% of films)" if cfg.use_sfew else "")
+                          + (" + faces in the wild (muxspace/facial_expressions)" if cfg.wild else ""),
             "temperature": temperature, "crop": crop, "train_config": asdict(cfg),
             "private_accuracy": results["fer_private"]["accuracy"], "sfew_val_accuracy": results["sfew_val"]["accuracy"],
-            "licence": "FER2013 and SFEW: research, non-commercial use; backbone EfficientNet-"
+            "licence": "FER2013 and SFEW: research, non-commercial use; FER+ votes MIT"
+                       + ("; wild faces: repository Apache-2.0, LFW images their own terms" if cfg.wild else "")
+                       + "; backbone EfficientNet-"
                        f"{net.cfg.backbone.capitalize()} ImageNet (Apache-2.0)"}
     digest = save_checkpoint(run_dir / FILES["face"], "face", net, meta)
     entry = {"train_config": asdict(cfg), "history": history, "temperature": temperature, "crop": crop,
