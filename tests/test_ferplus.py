@@ -106,3 +106,30 @@ def test_tiny_run_on_votes_scores_fer_plus_majority(tmp_path: Path) -> None:
     rc = main(["evaluate", "face-wild", "--tag", "shipped-ferplus", *args])
     assert rc == 0
     assert not (tmp_path / "rep" / "face_wild.json").exists(), "--quick writes no report"
+
+
+def test_faces_in_the_wild_are_cached_apart_with_the_default_device(tmp_path: Path) -> None:
+    from PIL import Image
+    from test_face_wild import astronaut_crop
+
+    from emotion_core.__main__ import main
+    from emotion_core.training import face_data
+
+    wild = tmp_path / "facial_expressions"
+    (wild / "images").mkdir(parents=True)
+    (wild / "data").mkdir()
+    rows = [("1", "Jane_Doe_0001.jpg", "HAPPINESS"), ("1", "Jane_Doe_0002.jpg", "contempt"),
+            ("2", "Jane_Doe_0001.jpg", "anger"), ("2", "John_Roe_0001.jpg", "neutral"), ("2", "gone.jpg", "sadness")]
+    for _, name, _ in rows[:4]:
+        Image.fromarray(astronaut_crop()).resize((350, 350)).convert("L").save(wild / "images" / name)
+    (wild / "data" / "legend.csv").write_text("user.id,image,emotion\n" + "".join(f"{u},{n},{e}\n" for u, n, e in rows))
+    out = tmp_path / "runs"
+    out.mkdir()
+    assert main(["train", "face-data", "--data", str(tmp_path), "--out", str(out), "--wild", str(wild)]) == 0
+    fs = face_data.load_detections(out, face_data.WILD)
+    # contempt has no face class, an image listed twice keeps its first label, a missing image is skipped
+    assert fs.files == ["images/Jane_Doe_0001.jpg", "images/John_Roe_0001.jpg"]
+    assert [FACE_EMOTIONS[i] for i in fs.labels] == ["happy", "neutral"]
+    assert fs.groups.tolist() == ["Jane_Doe", "John_Roe"] and fs.found.all()
+    x, _ = face_data.model_inputs(fs)
+    assert x.shape == (2, 48, 48)

@@ -36,6 +36,7 @@ from ..constants import (
     FER_TO_EMOTION,
     STILL_FRAMING,
 )
+from ..devices import resolve_device
 from ..faces import FaceDetector, bordered, crop_face, face_input_from_crop, landmarks_in_crop
 from .datasets import load_fer
 
@@ -217,13 +218,14 @@ def template_from_fer(fs: FaceSet) -> np.ndarray:
 
 def main(args: argparse.Namespace) -> int:
     """Detect every split once; with ``--wild DIR`` only the in-the-wild faces (the FER2013/SFEW cache kept)."""
+    device = str(resolve_device(args.device))  # "auto" is the CLI's default, MTCNN wants a device
     if getattr(args, "wild", None):
-        path = build_wild_detections(args.wild, args.out, args.device, 200 if args.quick else None)
+        path = build_wild_detections(args.wild, args.out, device, 200 if args.quick else None)
         fs = load_detections(args.out, WILD)
         print(json.dumps({"detections": str(path), "faces": len(fs.files), "found": float(fs.found.mean()),
                           "per_class": {c: int((fs.labels == i).sum()) for i, c in enumerate(FACE_EMOTIONS)}}))
         return 0
-    path = build_detections(args.data, args.out, args.device, 200 if args.quick else None)
+    path = build_detections(args.data, args.out, device, 200 if args.quick else None)
     fer = load_detections(args.out, "fer_train")
     template = template_from_fer(fer)
     summary = {"detections": str(path), "template": np.round(template, 3).tolist(),
