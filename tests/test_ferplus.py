@@ -133,3 +133,10 @@ def test_faces_in_the_wild_are_cached_apart_with_the_default_device(tmp_path: Pa
     assert fs.groups.tolist() == ["Jane_Doe", "John_Roe"] and fs.found.all()
     x, _ = face_data.model_inputs(fs)
     assert x.shape == (2, 48, 48)
+
+
+def test_contempt_summary_says_what_contempt_faces_otherwise_are() -> None:
+    votes = {"train/angry/a.jpg": np.array(ROWS["contempt"], float), "train/sad/b.jpg": np.array(ROWS["unknown"], float)}
+    s = ferplus.contempt_summary(votes)
+    assert s["faces_with_contempt_plurality"] == 1 and s["their_fer2013_label"] == {"angry": 1}
+    assert s["their_next_ferplus_class"] == {"neutral": 1}, "a tie goes to the first class, as numpy argmax does"

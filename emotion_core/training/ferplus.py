@@ -104,3 +104,32 @@ def targets(files: list[str], votes: dict[str, np.ndarray], mode: str, contempt:
         keep = lab != NO_LABEL
         return np.eye(len(FACE_EMOTIONS), dtype=np.float32)[np.where(keep, lab, 0)], keep
     raise ValueError(f"FER+ targets are 'votes' or 'majority', not {mode!r}")
+
+
+def contempt_summary(votes: dict[str, np.ndarray]) -> dict:
+    """What the faces with a contempt plurality are otherwise: their FER2013 label (the folder in the path) and
+    their next-most-voted FER+ class. The evidence for dropping contempt rather than folding it into disgust.
+
+        python -m emotion_core.training.ferplus ../shared/data/ferplus/labels.csv
+    """
+    contempt = FERPLUS_CLASSES.index("contempt")
+    faces = {f: c for f, c in votes.items() if c.argmax() == contempt}
+    fer2013: dict[str, int] = {}
+    runner_up: dict[str, int] = {}
+    for f, c in faces.items():
+        fer2013[f.split("/")[1]] = fer2013.get(f.split("/")[1], 0) + 1
+        rest = c.copy()
+        rest[contempt] = -1
+        name = FERPLUS_CLASSES[int(rest.argmax())]
+        runner_up[name] = runner_up.get(name, 0) + 1
+    with_votes = sum(1 for c in votes.values() if c[contempt] > 1)
+    return {"faces_with_contempt_plurality": len(faces), "faces_with_2_or_more_contempt_votes": with_votes,
+            "their_fer2013_label": dict(sorted(fer2013.items(), key=lambda kv: -kv[1])),
+            "their_next_ferplus_class": dict(sorted(runner_up.items(), key=lambda kv: -kv[1]))}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(contempt_summary(load_votes(sys.argv[1])), indent=2))
