@@ -140,3 +140,23 @@ def test_contempt_summary_says_what_contempt_faces_otherwise_are() -> None:
     s = ferplus.contempt_summary(votes)
     assert s["faces_with_contempt_plurality"] == 1 and s["their_fer2013_label"] == {"angry": 1}
     assert s["their_next_ferplus_class"] == {"neutral": 1}, "a tie goes to the first class, as numpy argmax does"
+
+
+def test_the_shipping_rule_as_written() -> None:
+    from emotion_core.training.face_wild import ferplus_decision
+
+    def run(fer: float, films: float, ece: float = 0.05, neutral: float = 0.5) -> dict:
+        return {"selection": {"fer_public": fer, "sfew_films": films},
+                "selection_ece": {"fer_public": ece, "sfew_films": ece},
+                "selection_neutral_recall": {"fer_public": neutral, "sfew_films": neutral}}
+
+    runs = {"shipped-ferplus": run(0.69, 0.57), "ferplus-votes": run(0.80, 0.565),
+            "ferplus-majority": run(0.82, 0.55), "ferplus-votes-wild": run(0.81, 0.58, neutral=0.6)}
+    d = ferplus_decision(runs)
+    assert d["candidates"]["ferplus-majority"]["checks"]["films_within_1_point"] is False
+    assert d["candidates"]["ferplus-votes"]["qualifies"] and d["ships"] == "ferplus-votes-wild"
+    runs["ferplus-votes-wild"] = run(0.85, 0.58, ece=0.12, neutral=0.6)
+    assert ferplus_decision(runs)["ships"] == "ferplus-votes", "an ECE over 0.10 disqualifies"
+    runs["ferplus-votes-wild"] = run(0.85, 0.58, neutral=0.4)
+    assert ferplus_decision(runs)["ships"] == "ferplus-votes", "wild faces stay only if neutral recall rises"
+    assert ferplus_decision({"shipped-ferplus": run(0.69, 0.57), "ferplus-votes": run(0.62, 0.6)})["ships"] is None

@@ -332,3 +332,43 @@ def evaluate(args: argparse.Namespace) -> int:
                                                               **results})
     print(json.dumps({tag: short(results)}, indent=2))
     return 0
+
+
+FERPLUS_CANDIDATES = ("ferplus-votes", "ferplus-majority", "ferplus-votes-wild")
+
+
+def ferplus_decision(runs: dict, shipped: str = "shipped-ferplus", max_film_loss: float = 0.01,
+                     max_ece: float = 0.10) -> dict:
+    """The FER+ shipping rule of this module's docstring, applied to ``reports/face_wild.json``'s runs: each
+    candidate's checks and the one that ships (None: the shipped model stays).
+
+        python -m emotion_core.training.face_wild reports/face_wild.json
+    """
+    base = runs[shipped]["selection"]
+    base_mean = float(np.mean(list(base.values())))
+    out: dict = {"shipped": {"selection": base, "mean": base_mean}, "candidates": {}}
+    for tag in FERPLUS_CANDIDATES:
+        if tag not in runs:
+            continue
+        r = runs[tag]
+        mean = float(np.mean(list(r["selection"].values())))
+        checks = {"beats_shipped_mean": mean > base_mean,
+                  "films_within_1_point": r["selection"]["sfew_films"] >= base["sfew_films"] - max_film_loss,
+                  "ece_at_most_0.10": all(v <= max_ece for v in r["selection_ece"].values())}
+        if tag == "ferplus-votes-wild" and "ferplus-votes" in runs:
+            v = runs["ferplus-votes"]
+            checks["wild_beats_votes_on_films"] = r["selection"]["sfew_films"] > v["selection"]["sfew_films"]
+            checks["wild_beats_votes_neutral_recall"] = (np.mean(list(r["selection_neutral_recall"].values()))
+                                                         > np.mean(list(v["selection_neutral_recall"].values())))
+        out["candidates"][tag] = {"selection": r["selection"], "mean": mean, "ece": r["selection_ece"],
+                                  "neutral_recall": r["selection_neutral_recall"], "checks": checks,
+                                  "qualifies": all(checks.values())}
+    qualified = {t: c["mean"] for t, c in out["candidates"].items() if c["qualifies"]}
+    out["ships"] = max(qualified, key=qualified.get) if qualified else None
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(ferplus_decision(json.loads(Path(sys.argv[1]).read_text())["runs"]), indent=2))
