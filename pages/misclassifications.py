@@ -25,7 +25,9 @@ SOURCES = {
     "Voice with the RAVDESS-only probe shipped until 2026-11-26 (same protocol)": ("voice_ensemble_oof.csv",
                                                                                    "ravdess-speech-16k"),
     "Voice, fine-tuned member alone (same protocol)": ("voice_oof.csv", "ravdess-speech-16k"),
-    "Face: FER2013 PrivateTest": ("face_private.csv", "fer2013"),
+    "Face: FER2013 PrivateTest, labelled by the majority of ten annotators (FER+)": ("face_private_ferplus.csv",
+                                                                                     "fer2013"),
+    "Face: FER2013 PrivateTest, FER2013's own single-rater labels": ("face_private.csv", "fer2013"),
     "Face: SFEW Val (films never trained on)": ("face_sfew_val.csv", "sfew"),
 }
 

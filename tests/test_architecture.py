@@ -155,8 +155,9 @@ the split changed nothing; rewritten on 2026-11-26 when the face model changed (
 again when the voice probe's head changed (three corpora; the voice-only clip no_face.mp4 went from fearful to calm;
 the baseline runs changed only by the ensemble's temperature), and again for issue #28 (nEMO in the probe's head and
 the recording-level temperature: the voice gained ``familiarity``; single_face_speech.mp4 and no_face.mp4 read as
-unfamiliar, with the lower confidence and one warning; labels unchanged), by the same command lines as below (the
-``summary`` key, newer than the reference, left out)."""
+unfamiliar, with the lower confidence and one warning; labels unchanged), and for issue #29 (the face model trained on
+the FER+ majority labels, 2026-12-03), by the same command lines as below (the ``summary`` key, newer than the
+reference, left out)."""
 
 
 ADDED_SINCE = {"summary"}

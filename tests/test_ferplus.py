@@ -153,6 +153,7 @@ def test_the_shipping_rule_as_written() -> None:
     runs = {"shipped-ferplus": run(0.69, 0.57), "ferplus-votes": run(0.80, 0.565),
             "ferplus-majority": run(0.82, 0.55), "ferplus-votes-wild": run(0.81, 0.58, neutral=0.6)}
     d = ferplus_decision(runs)
+    json.dumps(d)  # printable as it is
     assert d["candidates"]["ferplus-majority"]["checks"]["films_within_1_point"] is False
     assert d["candidates"]["ferplus-votes"]["qualifies"] and d["ships"] == "ferplus-votes-wild"
     runs["ferplus-votes-wild"] = run(0.85, 0.58, ece=0.12, neutral=0.6)

@@ -103,7 +103,8 @@ def test_committed_evaluations_are_consistent() -> None:
     shipped = json.loads((ROOT / "weights" / "MANIFEST.json").read_text())["face.pt"]
     runs = json.loads((ROOT / "reports" / "face_wild.json").read_text())["runs"]
     run = next(r for r in runs.values() if r.get("checkpoint_sha256") == shipped)
-    for csv_name, split, n in (("face_private.csv", "fer_private", 3589), ("face_sfew_val.csv", "sfew_val", 419)):
+    for csv_name, split, n in (("face_private.csv", "fer_private", 3589), ("face_private_ferplus.csv",
+                               "fer_private_ferplus", 3122), ("face_sfew_val.csv", "sfew_val", 419)):
         face = pd.read_csv(ROOT / "reports" / csv_name)
         assert len(face) == n
         assert run[split]["accuracy"] == pytest.approx((face["true"] == face["pred"]).mean())

@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--data", required=True, help="folder holding fer2013/ and ravdess-speech-16k/")
     tb.add_argument("--reports", default=None)
     tb.add_argument("--quick", action="store_true")
-    tb.add_argument("--only", choices=["voice", "voice-unseen", "face-occlusion"], default=None,
-                    help="one measurement, merged into reports/faithfulness.json: voice (LIME band table and "
+    tb.add_argument("--only", choices=["face", "voice", "voice-unseen", "face-occlusion"], default=None,
+                    help="one measurement, merged into reports/faithfulness.json: face (LayerCAM region table and "
+                         "faithfulness on FER2013 faces, after a face model changes), voice (LIME band table and "
                          "faithfulness on RAVDESS clips), voice-unseen (voice faithfulness on URDU and TurEV-DB clips, "
                          "never heard by the voice model's member 1) or face-occlusion (occlusion maps)")
     tb.set_defaults(func=cmd_tables)

@@ -96,6 +96,9 @@ def evaluate(args: argparse.Namespace) -> int:
     res = pseudo_paired(REPORTS_DIR / VOICE_OOF, REPORTS_DIR / "face_private.csv", seed=args.seed)
     res["neutral_conflicts"] = neutral_conflicts(REPORTS_DIR / VOICE_OOF, REPORTS_DIR / "face_private.csv", seed=args.seed)
     res["voice_oof"] = VOICE_OOF
+    ferplus_faces = REPORTS_DIR / "face_private_ferplus.csv"
+    if ferplus_faces.exists():  # the same pairing, faces chosen by the ten annotators' majority instead of one rater
+        res["faces_by_ferplus_majority"] = pseudo_paired(REPORTS_DIR / VOICE_OOF, ferplus_faces, seed=args.seed)
     if not args.quick:
         (Path(args.reports or REPORTS_DIR) / "fusion_pseudo_paired.json").write_text(json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))

@@ -209,7 +209,8 @@ def temporal_study(lm: LoadedModel, split: FerSplit) -> dict:
             "window_mean": summarize(split.labels, p.mean(1)[:, FACE_INDEX], FACE_EMOTIONS)}
 
 
-PREDICTIONS = {"fer_private": "face_private.csv", "sfew_val": "face_sfew_val.csv"}
+PREDICTIONS = {"fer_private": "face_private.csv", "fer_private_ferplus": "face_private_ferplus.csv",
+               "sfew_val": "face_sfew_val.csv"}
 """Per-face predictions of the shipped model, read by the misclassifications page and the fusion study."""
 
 
@@ -358,8 +359,8 @@ def ferplus_decision(runs: dict, shipped: str = "shipped-ferplus", max_film_loss
         if tag == "ferplus-votes-wild" and "ferplus-votes" in runs:
             v = runs["ferplus-votes"]
             checks["wild_beats_votes_on_films"] = r["selection"]["sfew_films"] > v["selection"]["sfew_films"]
-            checks["wild_beats_votes_neutral_recall"] = (np.mean(list(r["selection_neutral_recall"].values()))
-                                                         > np.mean(list(v["selection_neutral_recall"].values())))
+            checks["wild_beats_votes_neutral_recall"] = bool(np.mean(list(r["selection_neutral_recall"].values()))
+                                                              > np.mean(list(v["selection_neutral_recall"].values())))
         out["candidates"][tag] = {"selection": r["selection"], "mean": mean, "ece": r["selection_ece"],
                                   "neutral_recall": r["selection_neutral_recall"], "checks": checks,
                                   "qualifies": all(checks.values())}

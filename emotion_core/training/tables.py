@@ -268,6 +268,10 @@ def write_tables(data_dir: str | Path, reports: str | Path, quick: bool = False,
         out = {}
         if only == "voice-unseen":
             part = unseen_voice_faithfulness(data_dir, per_class=1 if quick else 8, samples=60 if quick else 200)
+        elif only == "face":
+            out["face_regions.json"], part = face_tables(data_dir / "fer2013", per_class=5 if quick else 100,
+                                                         study_per_class=2 if quick else 20)
+            out["face_regions.json"]["command"] = part["command"] = "python -m emotion_core tables --data DATA_DIR --only face"
         elif only == "voice":
             out["voice_bands.json"], part = voice()
             out["voice_bands.json"]["command"] = part["command"] = "python -m emotion_core tables --data DATA_DIR --only voice"
