@@ -12,6 +12,7 @@ from conftest import MEDIA, SHARED
 from spread import within
 
 from emotion_core.constants import EMOTIONS, FACE_EMOTIONS
+from emotion_core.training import ferplus
 
 pytestmark = pytest.mark.shared
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,8 +90,13 @@ def test_face_model_on_a_private_test_sample() -> None:
     fer = load_fer(SHARED / "fer2013", "private")
     idx = np.random.default_rng(0).choice(len(fer.files), 600, replace=False)
     p = predict_faces(load_model("face"), fer.images[idx].astype(np.float32) / 255)
-    acc = (p[:, [EMOTIONS.index(e) for e in FACE_EMOTIONS]].argmax(1) == fer.labels[idx]).mean()
-    assert acc > 0.64  # on FER2013's own crops (the app's aligned crops give 0.706 on the full split)
+    pred = p[:, [EMOTIONS.index(e) for e in FACE_EMOTIONS]].argmax(1)
+    # the model learnt the FER+ majority of ten annotators (the app's aligned crops give 0.846 on the full split)
+    votes = ferplus.load_votes(SHARED / ferplus.LABELS_CSV)
+    majority = ferplus.majority(ferplus.counts_for([fer.files[i] for i in idx], votes))
+    has = majority != ferplus.NO_LABEL
+    assert has.sum() > 500 and (pred[has] == majority[has]).mean() > 0.78, "on FER2013's own crops"
+    assert (pred == fer.labels[idx]).mean() > 0.55, "FER2013's single rater disagrees with a third of the majorities"
 
 
 def test_committed_evaluations_are_consistent() -> None:
