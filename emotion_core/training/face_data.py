@@ -142,26 +142,33 @@ def detect(images: np.ndarray, source: str, device: str = "cpu", batch: int = 64
     return boxes, points
 
 
+def detected_split(split: str, images: np.ndarray, labels: np.ndarray, files: list[str], groups: np.ndarray,
+                   device: str = "cpu", limit: int | None = None) -> dict[str, np.ndarray]:
+    """One split's cache entries (images, labels, files, groups, MTCNN boxes and landmarks), ``limit`` faces
+    drawn at random (seeded) when given; the source's framing is the split name's first part."""
+    t0 = time.time()
+    if limit:
+        keep = np.random.default_rng(0).permutation(len(files))[:limit]
+        images, labels, groups, files = images[keep], labels[keep], groups[keep], [files[i] for i in keep]
+    boxes, points = detect(images, split.split("_")[0], device)
+    log.info("%s: %d images, MTCNN found %.1f %% (%.0f s)", split, len(files),
+             100 * np.isfinite(boxes[:, 0]).mean(), time.time() - t0)
+    return {f"{split}/images": images, f"{split}/labels": labels, f"{split}/files": np.array(files),
+            f"{split}/groups": groups, f"{split}/boxes": boxes, f"{split}/landmarks": points}
+
+
 def build_detections(data: str | Path, out: str | Path, device: str = "cpu", limit: int | None = None) -> Path:
     """Detect faces in every split once and cache images, labels and detections."""
     data, out = Path(data), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        t0 = time.time()
         if split.startswith("fer"):
             fer = load_fer(data / "fer2013", split.split("_")[1])
-            images, labels, files, groups = fer.images, fer.labels, fer.files, np.array([""] * len(fer.files))
+            loaded = fer.images, fer.labels, fer.files, np.array([""] * len(fer.files))
         else:
-            images, labels, files, groups = load_sfew(data / "sfew", split)
-        if limit:
-            keep = np.random.default_rng(0).permutation(len(files))[:limit]
-            images, labels, groups, files = images[keep], labels[keep], groups[keep], [files[i] for i in keep]
-        boxes, points = detect(images, split.split("_")[0], device)
-        arrays |= {f"{split}/images": images, f"{split}/labels": labels, f"{split}/files": np.array(files),
-                   f"{split}/groups": groups, f"{split}/boxes": boxes, f"{split}/landmarks": points}
-        log.info("%s: %d images, MTCNN found %.1f %% (%.0f s)", split, len(files),
-                 100 * np.isfinite(boxes[:, 0]).mean(), time.time() - t0)
+            loaded = load_sfew(data / "sfew", split)
+        arrays |= detected_split(split, *loaded, device=device, limit=limit)
     path = out / DETECTIONS
     np.savez(path, **arrays)
     return path
@@ -169,17 +176,8 @@ def build_detections(data: str | Path, out: str | Path, device: str = "cpu", lim
 
 def build_wild_detections(root: str | Path, out: str | Path, device: str = "cpu", limit: int | None = None) -> Path:
     """Detect the in-the-wild faces once, cached in ``OUT/face_detections_wild.npz``."""
-    t0 = time.time()
-    images, labels, files, people = load_wild(root)
-    if limit:
-        keep = np.random.default_rng(0).permutation(len(files))[:limit]
-        images, labels, people, files = images[keep], labels[keep], people[keep], [files[i] for i in keep]
-    boxes, points = detect(images, "wild", device)
     path = Path(out) / WILD_DETECTIONS
-    np.savez(path, **{f"{WILD}/images": images, f"{WILD}/labels": labels, f"{WILD}/files": np.array(files),
-                      f"{WILD}/groups": people, f"{WILD}/boxes": boxes, f"{WILD}/landmarks": points})
-    log.info("%s: %d images, MTCNN found %.1f %% (%.0f s)", WILD, len(files), 100 * np.isfinite(boxes[:, 0]).mean(),
-             time.time() - t0)
+    np.savez(path, **detected_split(WILD, *load_wild(root), device=device, limit=limit))
     return path
 
 
