@@ -214,6 +214,30 @@ PREDICTIONS = {"fer_private": "face_private.csv", "fer_private_ferplus": "face_p
 """Per-face predictions of the shipped model, read by the misclassifications page and the fusion study."""
 
 
+SELECTION_SETS = ("fer_public", "sfew_films")
+
+
+def selection(lm: LoadedModel, data: WildData) -> dict[str, dict[str, float]]:
+    """Accuracy, ECE and neutral recall on each selection set: what the shipping rules read."""
+    res: dict[str, dict[str, float]] = {"selection": {}, "selection_ece": {}, "selection_neutral_recall": {}}
+    neutral = FACE_EMOTIONS.index("neutral")
+    for name, sp in zip(SELECTION_SETS, data.select, strict=True):
+        p7 = predict_faces(lm, sp.images.astype(np.float32) / 255)[:, FACE_INDEX]
+        res["selection"][name] = float((p7.argmax(1) == sp.labels).mean())
+        res["selection_ece"][name] = ece(sp.labels, p7)
+        res["selection_neutral_recall"][name] = float((p7.argmax(1)[sp.labels == neutral] == neutral).mean())
+    return res
+
+
+def selection_temperature(lm: LoadedModel, data: WildData, per_set: bool) -> float:
+    """The temperature fitted on the selection sets (each counting equally with ``per_set``), at T = 1."""
+    plain = LoadedModel("face", lm.model, {})
+    sel_p = [predict_faces(plain, s.images.astype(np.float32) / 255)[:, FACE_INDEX] for s in data.select]
+    sel_y = [s.labels for s in data.select]
+    return (fit_face_temperature(sel_y, sel_p) if per_set
+            else fit_face_temperature(np.concatenate(sel_y), np.concatenate(sel_p)))
+
+
 def score(lm: LoadedModel, data: WildData, predictions_to: Path | None = None) -> dict:
     """Every evaluation of one model: FER2013 PrivateTest, SFEW Val clean and degraded, the temporal study;
     with ``predictions_to``, the per-face predictions on the first two are written there too."""
@@ -224,13 +248,7 @@ def score(lm: LoadedModel, data: WildData, predictions_to: Path | None = None) -
         if predictions_to is not None and name in PREDICTIONS:
             write_predictions(predictions_to / PREDICTIONS[name], split, p8)
     res["sfew_val"]["mtcnn_found"] = float(data.sfew_val.found.mean())
-    res["selection"], res["selection_ece"], res["selection_neutral_recall"] = {}, {}, {}
-    neutral = FACE_EMOTIONS.index("neutral")
-    for name, sp in zip(("fer_public", "sfew_films"), data.select, strict=True):
-        p7 = predict_faces(lm, sp.images.astype(np.float32) / 255)[:, FACE_INDEX]
-        res["selection"][name] = float((p7.argmax(1) == sp.labels).mean())
-        res["selection_ece"][name] = ece(sp.labels, p7)
-        res["selection_neutral_recall"][name] = float((p7.argmax(1)[sp.labels == neutral] == neutral).mean())
+    res |= selection(lm, data)
     res["temporal_sfew_val"] = temporal_study(lm, data.evaluate["sfew_val"])
     return res
 
@@ -288,33 +306,37 @@ def main(args: argparse.Namespace) -> int:
     if not finished:
         log.info("stopped after epoch %d of %d; continue with --resume", len(history), cfg.epochs)
         return 0
-    net = net.cpu()
-    lm = LoadedModel("face", net, {})
-    sel_p = [predict_faces(lm, s.images.astype(np.float32) / 255)[:, FACE_INDEX] for s in data.select]
-    sel_y = [s.labels for s in data.select]
-    temperature = (fit_face_temperature(sel_y, sel_p) if cfg.calibrate_per_set
-                   else fit_face_temperature(np.concatenate(sel_y), np.concatenate(sel_p)))
-    lm.meta["temperature"] = temperature
+    targets = {"fer2013": "", "votes": ", FER+ vote distributions", "majority": ", FER+ majority labels"}
+    trained_on = (f"FER2013 train (minus 10% validation{targets[cfg.targets]})"
+                  + (" + SFEW Train (minus 15% of films)" if cfg.use_sfew else "")
+                  + (" + faces in the wild (muxspace/facial_expressions)" if cfg.wild else ""))
+    licence = ("FER2013 and SFEW: research, non-commercial use; FER+ votes MIT"
+               + ("; wild faces: repository Apache-2.0, LFW images their own terms" if cfg.wild else ""))
+    finish(net, cfg, data, run_dir, tag, args, t0, {"trained_on": trained_on, "licence": licence},
+           {"history": history, "device": str(device)})
+    return 0
+
+
+def finish(net: FaceNet, cfg: WildTrainConfig, data: WildData, run_dir: Path, tag: str, args: argparse.Namespace,
+           t0: float, meta: dict, entry: dict) -> dict:
+    """Calibrate a finished model on the selection sets, score it, keep its checkpoint under ``run_dir`` and
+    its figures in the report (not with ``--quick``); returns the report entry."""
+    lm = LoadedModel("face", net.cpu().eval(), {})
+    lm.meta["temperature"] = temperature = selection_temperature(lm, data, cfg.calibrate_per_set)
     results = score(lm, data)
     crop = {"align": cfg.align, "margin": FACE_MARGIN, "template": [list(p) for p in FACE_TEMPLATE]}
-    targets = {"fer2013": "", "votes": ", FER+ vote distributions", "majority": ", FER+ majority labels"}
-    meta = {"trained_on": f"FER2013 train (minus 10% validation{targets[cfg.targets]})"
-                          + (" + SFEW Train (minus 15% of films)" if cfg.use_sfew else "")
-                          + (" + faces in the wild (muxspace/facial_expressions)" if cfg.wild else ""),
-            "temperature": temperature, "crop": crop, "train_config": asdict(cfg),
+    meta = {**meta, "temperature": temperature, "crop": crop, "train_config": asdict(cfg),
             "private_accuracy": results["fer_private"]["accuracy"], "sfew_val_accuracy": results["sfew_val"]["accuracy"],
-            "licence": "FER2013 and SFEW: research, non-commercial use; FER+ votes MIT"
-                       + ("; wild faces: repository Apache-2.0, LFW images their own terms" if cfg.wild else "")
-                       + "; backbone EfficientNet-"
-                       f"{net.cfg.backbone.capitalize()} ImageNet (Apache-2.0)"}
-    digest = save_checkpoint(run_dir / FILES["face"], "face", net, meta)
-    entry = {"train_config": asdict(cfg), "history": history, "temperature": temperature, "crop": crop,
-             "seconds": round(time.time() - t0, 1), "device": str(device), "checkpoint_sha256": digest, **results}
+            "licence": f"{meta['licence']}; backbone EfficientNet-{lm.model.cfg.backbone.capitalize()} ImageNet "
+                       "(Apache-2.0)"}
+    digest = save_checkpoint(run_dir / FILES["face"], "face", lm.model, meta)
+    entry = {"train_config": asdict(cfg), **entry, "temperature": temperature, "crop": crop,
+             "seconds": round(time.time() - t0, 1), "checkpoint_sha256": digest, **results}
     (run_dir / "results.json").write_text(json.dumps(entry, indent=2))
     if not args.quick:
         write_report(Path(args.reports or REPORTS_DIR), tag, entry)
     print(json.dumps({tag: short(results)}, indent=2))
-    return 0
+    return entry
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -339,16 +361,17 @@ FERPLUS_CANDIDATES = ("ferplus-votes", "ferplus-majority", "ferplus-votes-wild")
 
 
 def ferplus_decision(runs: dict, shipped: str = "shipped-ferplus", max_film_loss: float = 0.01,
-                     max_ece: float = 0.10) -> dict:
+                     max_ece: float = 0.10, candidates: tuple[str, ...] = FERPLUS_CANDIDATES) -> dict:
     """The FER+ shipping rule of this module's docstring, applied to ``reports/face_wild.json``'s runs: each
-    candidate's checks and the one that ships (None: the shipped model stays).
+    candidate's checks and the one that ships (None: the shipped model stays). ``face_soup`` applies it to the
+    soups against the model that rule shipped.
 
         python -m emotion_core.training.face_wild reports/face_wild.json
     """
     base = runs[shipped]["selection"]
     base_mean = float(np.mean(list(base.values())))
     out: dict = {"shipped": {"selection": base, "mean": base_mean}, "candidates": {}}
-    for tag in FERPLUS_CANDIDATES:
+    for tag in candidates:
         if tag not in runs:
             continue
         r = runs[tag]
