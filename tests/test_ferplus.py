@@ -108,14 +108,11 @@ def test_tiny_run_on_votes_scores_fer_plus_majority(tmp_path: Path) -> None:
     assert not (tmp_path / "rep" / "face_wild.json").exists(), "--quick writes no report"
 
 
-def test_faces_in_the_wild_are_cached_apart_with_the_default_device(tmp_path: Path) -> None:
+def make_wild(wild: Path) -> Path:
+    """A tiny copy of muxspace/facial_expressions: a contempt row, an image listed twice, a missing image."""
     from PIL import Image
     from test_face_wild import astronaut_crop
 
-    from emotion_core.__main__ import main
-    from emotion_core.training import face_data
-
-    wild = tmp_path / "facial_expressions"
     (wild / "images").mkdir(parents=True)
     (wild / "data").mkdir()
     rows = [("1", "Jane_Doe_0001.jpg", "HAPPINESS"), ("1", "Jane_Doe_0002.jpg", "contempt"),
@@ -123,6 +120,14 @@ def test_faces_in_the_wild_are_cached_apart_with_the_default_device(tmp_path: Pa
     for _, name, _ in rows[:4]:
         Image.fromarray(astronaut_crop()).resize((350, 350)).convert("L").save(wild / "images" / name)
     (wild / "data" / "legend.csv").write_text("user.id,image,emotion\n" + "".join(f"{u},{n},{e}\n" for u, n, e in rows))
+    return wild
+
+
+def test_faces_in_the_wild_are_cached_apart_with_the_default_device(tmp_path: Path) -> None:
+    from emotion_core.__main__ import main
+    from emotion_core.training import face_data
+
+    wild = make_wild(tmp_path / "facial_expressions")
     out = tmp_path / "runs"
     out.mkdir()
     assert main(["train", "face-data", "--data", str(tmp_path), "--out", str(out), "--wild", str(wild)]) == 0
@@ -161,3 +166,56 @@ def test_the_shipping_rule_as_written() -> None:
     runs["ferplus-votes-wild"] = run(0.85, 0.58, neutral=0.4)
     assert ferplus_decision(runs)["ships"] == "ferplus-votes", "wild faces stay only if neutral recall rises"
     assert ferplus_decision({"shipped-ferplus": run(0.69, 0.57), "ferplus-votes": run(0.62, 0.6)})["ships"] is None
+
+
+def test_recalibrating_on_faces_from_elsewhere_changes_only_the_temperature(tmp_path: Path) -> None:
+    import torch
+
+    from emotion_core.__main__ import main
+    from emotion_core.models import FaceConfig, FaceNet
+    from emotion_core.registry import load_checkpoint, save_checkpoint
+    from emotion_core.training import face_data
+    from emotion_core.training.face_wild import recalibration_decision
+
+    make_fer(tmp_path / "data" / "fer2013", per_class=3)
+    make_sfew(tmp_path / "data" / "sfew")
+    write_labels(tmp_path / "data")
+    out = tmp_path / "runs"
+    out.mkdir()
+    face_data.build_detections(tmp_path / "data", out)
+    face_data.build_wild_detections(make_wild(tmp_path / "facial_expressions"), out)
+    torch.manual_seed(0)
+    net = FaceNet(FaceConfig()).eval()
+    save_checkpoint(tmp_path / "w" / "face.pt", "face", net, {"temperature": 1.5, "trained_on": "tiny",
+                                                             "licence": "x; backbone y", "crop": {"align": True}})
+    args = ["--data", str(tmp_path / "data"), "--out", str(out), "--weights", str(tmp_path / "w"), "--quick",
+            "--set", "select_labels=ferplus", "--set", "calibrate_per_set=true"]
+    with pytest.raises(ValueError, match="never trained on"):
+        main(["train", "face-recalibrate", *args, "--set", "calibrate_wild=true", "--set", "wild=true"])
+    assert main(["train", "face-recalibrate", "--tag", "cal", *args, "--set", "calibrate_wild=true"]) == 0
+    res = json.loads((out / "cal" / "results.json").read_text())
+    assert res["recalibrated_from"]["temperature"] == 1.5
+    assert set(res["calibration_ece"]) == set(res["recalibrated_from"]["calibration_ece"]) == {"wild_faces"}
+    model, meta = load_checkpoint(out / "cal" / "face.pt")
+    assert meta["temperature"] == pytest.approx(res["temperature"]) and meta["trained_on"] == "tiny"
+    assert meta["licence"].count("backbone") == 1
+    x = torch.rand(3, 1, 48, 48)
+    assert torch.allclose(model(x), net(x), atol=5e-2), "the weights are the model's own (stored in float16)"
+    d = recalibration_decision({"cal": res}, "cal")
+    assert set(d["ece_after"]) == {"fer_public", "sfew_films", "wild_faces"} and isinstance(d["adopt"], bool)
+
+
+def test_the_recalibration_rule_as_written() -> None:
+    from emotion_core.training.face_wild import recalibration_decision
+
+    def run(fer: float, films: float, wild: float, before: tuple[float, float, float]) -> dict:
+        return {"temperature": 1.2, "selection_ece": {"fer_public": fer, "sfew_films": films},
+                "calibration_ece": {"wild_faces": wild},
+                "recalibrated_from": {"temperature": 0.9, "selection_ece": {"fer_public": before[0], "sfew_films": before[1]},
+                                      "calibration_ece": {"wild_faces": before[2]}}}
+
+    assert recalibration_decision({"c": run(0.06, 0.07, 0.09, (0.03, 0.085, 0.2))}, "c")["adopt"]
+    no = recalibration_decision({"c": run(0.11, 0.07, 0.09, (0.03, 0.085, 0.2))}, "c")
+    assert not no["adopt"] and not no["checks"]["ece_at_most_0.10_on_each"], "in-corpus must stay within 0.10"
+    no = recalibration_decision({"c": run(0.03, 0.09, 0.09, (0.03, 0.05, 0.12))}, "c")
+    assert not no["adopt"] and not no["checks"]["elsewhere_mean_ece_falls"]

@@ -36,14 +36,15 @@ TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice-corpora": lambda a: (voice_offcorpus.main if a.nemo else voice_corpora.main)(a),  # --nemo: issue #28
     "voice-finetune": voice_finetune.main,
     "face": train_face.main, "face-data": face_data.main,
-    "face-wild": face_wild.main, "face-soup": face_soup.main}
+    "face-wild": face_wild.main, "face-soup": face_soup.main,
+    "face-recalibrate": face_wild.recalibrate}
 EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate,
     "adapt-curve": adapt_curve.main, "lime-stability": lime_stability.main,
     "face-wild": face_wild.evaluate}
 
 TAKES_SET = (("train", "voice"), ("train", "voice-finetune"), ("train", "face"), ("train", "face-wild"),
-             ("train", "face-soup"),
+             ("train", "face-soup"), ("train", "face-recalibrate"),
              ("evaluate", "face-wild"))
 """The commands whose settings ``--set KEY=VALUE`` changes."""
 
