@@ -27,10 +27,10 @@ from .constants import EMOTIONS, FACE_EMOTIONS, MIRROR_TTA_MAX_FRAMES, SAMPLE_RA
 from .devices import batching_for, exact_on, module_device, resolve_device
 from .errors import MediaError
 from .faces import FaceDetector, FaceObservation, crop_settings, face_input_from_crop
-from .familiarity import UNFAMILIAR_MESSAGE, FamiliarityReading
+from .familiarity import UNFAMILIAR_MESSAGE, FamiliarityReading, face_summary
 from .features import frame_dbfs, voice_windows, window_grid
 from .fusion import VOICE_PRIOR, fuse
-from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, predict_faces, read_voice
+from .inference import FACE_INDEX, VoiceWindow, pool_faces, pool_voice, read_faces, read_voice
 from .media import (
     Frame,
     Limits,
@@ -116,6 +116,7 @@ class FaceBranch:
     frames: list[FaceFrame]
     frames_sampled: int
     frame_rate: float | None = None  # frames read per second (None for a still image)
+    familiarity: dict[str, Any] | None = None  # how unlike the faces it knows they are (familiarity.face_summary)
 
     @property
     def frames_used(self) -> int:
@@ -281,6 +282,7 @@ class AnalysisResult:
         if self.face is not None:
             face = {"probs": probs_dict(self.face.probs), "frames_used": self.face.frames_used,
                     "frames_sampled": self.face.frames_sampled, "frame_rate": self.face.frame_rate,
+                    "familiarity": self.face.familiarity,
                     "frames": [{"t": round(f.t, 3), "probs": probs_dict(f.probs),
                                 "box": [round(float(v), 1) for v in f.box]} for f in self.face.frames]}
         if self.voice is not None:
@@ -392,8 +394,12 @@ class Analyzer:
             warnings.append("face: no face was found." if sampled <= 1 else
                             f"face: no face was found in any of the {sampled} sampled frames.")
             return None
-        probs = predict_faces(self.models.face, np.stack([o.face_input for o in seen]), batch_size=self.batching.face,
-                              flip_tta=len(seen) <= MIRROR_TTA_MAX_FRAMES)
+        reading = read_faces(self.models.face, np.stack([o.face_input for o in seen]), batch_size=self.batching.face,
+                             flip_tta=len(seen) <= MIRROR_TTA_MAX_FRAMES)
+        probs = reading.probs
+        familiarity = None if reading.unfamiliarity is None else face_summary(reading.unfamiliarity)
+        if familiarity is not None and familiarity["unfamiliar"]:
+            warnings.append(f"face: {familiarity['message']}")
         frames = [FaceFrame(o.t, p, o.prob, o.box, o.n_faces, o.crop_rgb,
                             o.face_input if o.crop_rgb is not None else None,
                             o.crop_landmarks if o.crop_rgb is not None else None)
@@ -402,7 +408,8 @@ class Analyzer:
             warnings.append(f"face: a face was found in only {len(seen)} of {sampled} sampled frames.")
         if max(o.n_faces for o in seen) > 1:
             warnings.append("face: more than one face is in view; the largest, followed through the clip, is analysed.")
-        return FaceBranch(pool_faces(probs, np.array([o.prob for o in seen])), frames, sampled)
+        return FaceBranch(pool_faces(probs, np.array([o.prob for o in seen])), frames, sampled,
+                          familiarity=familiarity)
 
     def span_voice(self, res: AnalysisResult, start: float, end: float) -> VoiceBranch | None:
         """The voice of ``start``-``end`` seconds of an analysed recording read on its own, as a clip of

@@ -364,7 +364,7 @@ def _random_order(n: int, side: int, grid: int, seed: int) -> np.ndarray:
 
 def _face_target_prob(model: LoadedModel, x: np.ndarray, targets: list[str]) -> np.ndarray:
     cols = np.array([EMOTIONS.index(t) for t in targets])
-    return predict_faces(model, x, flip_tta=False)[np.arange(len(x)), cols]
+    return predict_faces(model, x, flip_tta=False, per_face=False)[np.arange(len(x)), cols]
 
 
 def _blurred(faces: np.ndarray) -> np.ndarray:

@@ -35,6 +35,20 @@ UNFAMILIAR_MESSAGE = ("This voice is unlike the studio recordings the voice mode
                       "was right far less often, so the confidence shown for the voice is lowered to match.")
 """Said once per recording, in words a therapist can use."""
 
+FACE_UNFAMILIAR_MESSAGE = ("This face is unlike the faces the face model knows best (photos of faces looking at the "
+                           "camera). On faces like it the model was right less often, so the confidence shown for "
+                           "the face is lowered to match.")
+"""Said once per recording when most of its faces are unfamiliar (``face_summary``)."""
+
+
+def face_summary(unfamiliarity: np.ndarray) -> dict[str, float | bool | str | None]:
+    """A recording's faces in one reading: how unfamiliar they are on average, the share of unfamiliar faces and
+    whether to say so (each face already carries its own temperature; this is only what is said)."""
+    u = np.asarray(unfamiliarity, np.float64)
+    mean = float(u.mean())
+    return {"mean_unfamiliarity": round(mean, 4), "share_unfamiliar": round(float((u >= UNFAMILIAR_AT).mean()), 4),
+            "unfamiliar": mean >= UNFAMILIAR_AT, "message": FACE_UNFAMILIAR_MESSAGE if mean >= UNFAMILIAR_AT else None}
+
 
 @dataclass(frozen=True)
 class FamiliarityReading:
@@ -76,7 +90,7 @@ class Familiarity(nn.Module):
         k = self.components.shape[0]
         with torch.random.fork_rng():  # randomised SVD (the top components only), repeatable
             torch.manual_seed(0)
-            _, s, v = torch.svd_lowrank(z, q=k + 16, niter=6, M=None)
+            _, s, v = torch.svd_lowrank(z, q=min(k + 16, *z.shape), niter=6, M=None)
         with torch.no_grad():
             self.mean.copy_(mean)
             self.scale.copy_(scale)
@@ -92,15 +106,16 @@ class Familiarity(nn.Module):
     @torch.no_grad()
     def distances(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         """(n, 2): the inside and outside signals of each feature row (module docstring); higher = less familiar."""
-        z = (torch.as_tensor(x, dtype=torch.float64).reshape(-1, self.mean.shape[0]) - self.mean) / self.scale
+        x = torch.as_tensor(x, dtype=torch.float64, device=self.mean.device)
+        z = (x.reshape(-1, self.mean.shape[0]) - self.mean) / self.scale
         p = z @ self.components.T
         inside = (p**2 / self.variance).mean(1)
         outside = ((z - p @ self.components) ** 2).mean(1)
-        return torch.stack([inside.log(), outside.log()], 1).numpy()
+        return torch.stack([inside.log(), outside.log()], 1).cpu().numpy()
 
     def unfamiliarity(self, signals: np.ndarray) -> np.ndarray:
         """(n,) from (n, 2) signals."""
-        logit = np.atleast_2d(signals) @ self.weights.numpy() + float(self.calibration[0])
+        logit = np.atleast_2d(signals) @ self.weights.cpu().numpy() + float(self.calibration[0])
         return 0.5 * (1.0 + np.tanh(logit / 2))  # the logistic function, without overflow
 
     def temperature(self, unfamiliarity: np.ndarray | float) -> np.ndarray:

@@ -42,7 +42,7 @@ def face_to_8(p7: np.ndarray) -> np.ndarray:
     return p8
 
 
-def softmax_t(logits: torch.Tensor, temperature: float = 1.0) -> np.ndarray:
+def softmax_t(logits: torch.Tensor, temperature: float | torch.Tensor = 1.0) -> np.ndarray:
     return torch.softmax(logits.float() / temperature, dim=-1).cpu().numpy().astype(np.float64)
 
 
@@ -143,23 +143,55 @@ FACE_BATCH = 8
 add 50 MB of transient memory; batches of 32, 9.6 s and 230 MB (the 128x128 activations leave the cache)."""
 
 
-@torch.inference_mode()
-def predict_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True
-                  ) -> np.ndarray:
-    """(n, 48, 48) face inputs in [0, 1] -> (n, 8) probabilities (calm = 0).
+@dataclass
+class FaceReading:
+    """Each face's probabilities and, where the face model holds a familiarity model, how unlike the faces it
+    knows each face is (0-1) and the temperature that follows."""
 
-    Averages the prediction of the face and its mirror image (cheap, steadier on real video).
-    """
-    out = []
-    device = next(model.model.parameters()).device
+    probs: np.ndarray  # (n, 8), calm = 0
+    unfamiliarity: np.ndarray | None = None  # (n,)
+    temperature: np.ndarray | None = None  # (n,)
+
+
+@torch.inference_mode()
+def face_outputs(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 48, 48) face inputs in [0, 1] -> (logits (n, 7), penultimate features (n, 1280)), before any
+    temperature. With ``flip_tta`` both are the mean over the face and its mirror image (cheap, steadier on
+    real video; the classifier is linear, so the mean features give the mean logits)."""
+    net = model.model
+    device = next(net.parameters()).device
+    logits, feats = [], []
     for i in range(0, len(faces), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(faces[i: i + batch_size], dtype=np.float32))[:, None].to(device)
-        with model_lock(model.model):
-            logits = model.model(x)
+        with model_lock(net):
+            h = net.embed(x)
             if flip_tta:
-                logits = (logits + model.model(torch.flip(x, dims=[-1]))) / 2
-        out.append(softmax_t(logits, model.temperature))
-    return face_to_8(np.concatenate(out)) if out else np.zeros((0, len(EMOTIONS)))
+                h = (h + net.embed(torch.flip(x, dims=[-1]))) / 2
+            logits.append(net.classify(h).float().cpu())
+        feats.append(h.float().cpu())
+    if not logits:
+        return torch.zeros(0, len(FACE_EMOTIONS)), torch.zeros(0, 1280)
+    return torch.cat(logits), torch.cat(feats)
+
+
+def read_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True,
+               per_face: bool = True) -> FaceReading:
+    """Face inputs -> ``FaceReading``. With a familiarity model and ``per_face`` each face takes the temperature
+    its familiarity gives (``training/face_familiarity.py``); otherwise the checkpoint's one temperature."""
+    logits, feats = face_outputs(model, faces, batch_size, flip_tta)
+    familiarity = getattr(model.model, "familiarity", None)
+    if familiarity is None or not per_face or not len(logits):
+        return FaceReading(face_to_8(softmax_t(logits, model.temperature)))
+    u = familiarity.unfamiliarity(familiarity.distances(feats.double()))
+    t = familiarity.temperature(u)
+    return FaceReading(face_to_8(softmax_t(logits, torch.from_numpy(t).float()[:, None])), u, t)
+
+
+def predict_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True,
+                  per_face: bool = True) -> np.ndarray:
+    """(n, 48, 48) face inputs in [0, 1] -> (n, 8) probabilities (calm = 0); ``read_faces``."""
+    return read_faces(model, faces, batch_size, flip_tta, per_face).probs
 
 
 def pool_faces(probs: np.ndarray, det_probs: np.ndarray) -> np.ndarray:

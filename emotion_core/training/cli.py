@@ -18,6 +18,7 @@ from . import (
     adapt_curve,
     evaluate_fusion,
     face_data,
+    face_familiarity,
     face_soup,
     face_wild,
     lime_stability,
@@ -37,14 +38,14 @@ TRAIN: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice-finetune": voice_finetune.main,
     "face": train_face.main, "face-data": face_data.main,
     "face-wild": face_wild.main, "face-soup": face_soup.main,
-    "face-recalibrate": face_wild.recalibrate}
+    "face-recalibrate": face_wild.recalibrate, "face-familiarity": face_familiarity.main}
 EVALUATE: dict[str, Callable[[argparse.Namespace], int]] = {
     "voice": train_voice.evaluate, "face": train_face.evaluate, "fusion": evaluate_fusion.evaluate,
     "adapt-curve": adapt_curve.main, "lime-stability": lime_stability.main,
     "face-wild": face_wild.evaluate}
 
 TAKES_SET = (("train", "voice"), ("train", "voice-finetune"), ("train", "face"), ("train", "face-wild"),
-             ("train", "face-soup"), ("train", "face-recalibrate"),
+             ("train", "face-soup"), ("train", "face-recalibrate"), ("train", "face-familiarity"),
              ("evaluate", "face-wild"))
 """The commands whose settings ``--set KEY=VALUE`` changes."""
 
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--wild", default=None,
                        help="face-data: a copy of github.com/muxspace/facial_expressions (data/legend.csv, images/): "
                             "detect its faces into OUT/face_detections_wild.npz for face-wild --set wild=true")
+        t.add_argument("--ship", action="store_true",
+                       help="face-familiarity: also write the model into --weights (default weights/) if the rule adopts it")
         t.add_argument("--ingredients", nargs="+", default=[],
                        help="face-soup: run folders (each with face.pt and MANIFEST.json) whose weights are averaged")
         t.add_argument("--nemo", default=None,

@@ -27,3 +27,222 @@ into the face checkpoint (the weights are unchanged, so accuracy is too). FER201
 and by FER+ majority) and SFEW Val are scored once, with the single temperature beside it, and choose
 nothing. Results: ``reports/face_familiarity.json``.
 """
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..constants import FACE_EMOTIONS
+from ..familiarity import Familiarity
+from ..inference import face_outputs, softmax_t
+from ..metrics import ece, nll
+from ..options import parse_overrides
+from ..registry import FILES, REPORTS_DIR, LoadedModel, load_model, save_checkpoint
+from . import face_data
+from .face_wild import WildTrainConfig, load_data
+from .train_face import fit_face_temperature
+
+log = logging.getLogger(__name__)
+
+N_COMPONENTS = 16
+KNOWN_FACES = 6000
+FOLDS = 5
+MAX_ECE = 0.10
+SEED = 0
+REPORT = "face_familiarity.json"
+SELECTION = ("fer_public", "sfew_films")
+
+
+@dataclass
+class Outputs:
+    """One set of faces as the model reads it, before any temperature."""
+
+    logits: torch.Tensor  # (n, 7)
+    feats: torch.Tensor  # (n, 1280)
+    labels: np.ndarray
+    groups: np.ndarray | None = None  # films, where whole films make the folds
+
+    def take(self, idx: np.ndarray) -> Outputs:
+        return Outputs(self.logits[idx], self.feats[idx], self.labels[idx],
+                       None if self.groups is None else self.groups[idx])
+
+
+def read(lm: LoadedModel, images: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None) -> Outputs:
+    logits, feats = face_outputs(lm, images.astype(np.float32) / 255, batch_size=64)
+    return Outputs(logits, feats, np.asarray(labels), groups)
+
+
+@dataclass(frozen=True)
+class FaceMap:
+    """The per-face temperature map (module docstring): raw-signal weights, bias and the two temperatures."""
+
+    weights: tuple[float, float]
+    bias: float
+    t_familiar: float
+    t_unfamiliar: float
+
+
+def fit_map(signals: list[np.ndarray], sets: list[Outputs], t_start: float) -> FaceMap:
+    """The map minimising the mean over ``sets`` of their negative log-likelihood (each set counts equally).
+    Fitted on standardised signals (better conditioned), returned for raw ones."""
+    allsig = np.concatenate(signals)
+    mu, sd = allsig.mean(0), allsig.std(0) + 1e-9
+    z = [torch.from_numpy((s - mu) / sd) for s in signals]
+    lp = [torch.log_softmax(o.logits.double(), 1) for o in sets]  # logits up to a per-row constant
+    ys = [torch.from_numpy(o.labels).long() for o in sets]
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    # start apart: with equal temperatures the map has no gradient
+    lt = torch.tensor([np.log(t_start / 1.2), np.log(t_start * 1.5)], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b, lt], lr=1, max_iter=500, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.zeros((), dtype=torch.float64)
+        for zi, li, yi in zip(z, lp, ys, strict=True):
+            u = torch.sigmoid(zi @ w + b)
+            t = torch.exp(lt[0] * (1 - u) + lt[1] * u)
+            loss = loss - torch.log_softmax(li / t[:, None], 1)[torch.arange(len(yi)), yi].mean()
+        loss = loss / len(z)
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    wr = w.detach().numpy() / sd
+    return FaceMap((float(wr[0]), float(wr[1])), float(b.detach() - (w.detach().numpy() * mu / sd).sum()),
+                   float(lt[0].exp()), float(lt[1].exp()))
+
+
+def with_map(fam: Familiarity, fmap: FaceMap) -> Familiarity:
+    out = copy.deepcopy(fam)
+    out.set_map(np.array(fmap.weights), fmap.bias, fmap.t_familiar, fmap.t_unfamiliar)
+    return out
+
+
+def per_face_probs(fam: Familiarity, o: Outputs) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 7) probabilities at each face's temperature, and each face's unfamiliarity."""
+    u = fam.unfamiliarity(fam.distances(o.feats.double()))
+    return softmax_t(o.logits, torch.from_numpy(fam.temperature(u)).float()[:, None]), u
+
+
+def fold_ids(o: Outputs, k: int = FOLDS, seed: int = SEED) -> np.ndarray:
+    """Each face's fold: seeded at random, or by whole film where ``o.groups`` names films."""
+    rng = np.random.default_rng(seed)
+    if o.groups is None:
+        return rng.permutation(len(o.labels)) % k
+    names = rng.permutation(np.unique(o.groups))
+    rank = {g: i for i, g in enumerate(names)}
+    return np.array([rank[g] % k for g in o.groups])
+
+
+def fit_both(fam: Familiarity, sets: list[Outputs]) -> tuple[float, Familiarity]:
+    """The single temperature and the per-face map, both fitted on ``sets`` (each counting equally)."""
+    single = fit_face_temperature([o.labels for o in sets], [softmax_t(o.logits) for o in sets])
+    fmap = fit_map([fam.distances(o.feats.double()) for o in sets], sets, single)
+    return single, with_map(fam, fmap)
+
+
+def figures(labels: np.ndarray, p7: np.ndarray) -> dict[str, float]:
+    return {"nll": nll(labels, p7), "ece": ece(labels, p7), "accuracy": float((p7.argmax(1) == labels).mean()),
+            "mean_confidence": float(p7.max(1).mean())}
+
+
+def cross_validate(fam: Familiarity, sel: list[Outputs], k: int = FOLDS) -> dict:
+    """Out-of-fold figures of both calibrations on each selection set (module docstring)."""
+    folds = [fold_ids(o, k) for o in sel]
+    oof = {m: [np.zeros((len(o.labels), len(FACE_EMOTIONS))) for o in sel] for m in ("single", "per_face")}
+    for f in range(k):
+        rest = [o.take(np.flatnonzero(fo != f)) for o, fo in zip(sel, folds, strict=True)]
+        single, fitted = fit_both(fam, [o for o in rest if len(o.labels)])  # a set of fewer than k films
+        for i, (o, fo) in enumerate(zip(sel, folds, strict=True)):
+            idx = np.flatnonzero(fo == f)
+            oof["single"][i][idx] = softmax_t(o.logits[idx], single)
+            oof["per_face"][i][idx] = per_face_probs(fitted, o.take(idx))[0]
+        log.info("fold %d: single T %.3f", f, single)
+    return {m: {name: figures(o.labels, p) for name, o, p in zip(SELECTION, sel, ps, strict=True)}
+            for m, ps in oof.items()}
+
+
+def decision(cv: dict, max_ece: float = MAX_ECE) -> dict:
+    """The rule of the module docstring on the out-of-fold figures."""
+    s, p = cv["single"], cv["per_face"]
+    checks = {"mean_nll_lower": float(np.mean([p[n]["nll"] for n in SELECTION]))
+              < float(np.mean([s[n]["nll"] for n in SELECTION])),
+              "film_ece_lower": p["sfew_films"]["ece"] < s["sfew_films"]["ece"],
+              "ece_at_most_0.10_on_each": all(p[n]["ece"] <= max_ece for n in SELECTION)}
+    return {"checks": checks, "adopt": all(checks.values())}
+
+
+def known_faces(lm: LoadedModel, train_x: np.ndarray, n: int = KNOWN_FACES, seed: int = SEED) -> Familiarity:
+    """The principal-component model of ``n`` faces the model trained on (seeded random subsample)."""
+    idx = np.sort(np.random.default_rng(seed).choice(len(train_x), size=min(n, len(train_x)), replace=False))
+    feats = read(lm, train_x[idx], np.zeros(len(idx), int)).feats
+    return Familiarity(feats.shape[1], min(N_COMPONENTS, len(idx) - 1)).fit(feats.double().numpy())
+
+
+def attach(lm: LoadedModel, fam: Familiarity) -> LoadedModel:
+    """A copy of the face model that holds ``fam`` (its weights untouched)."""
+    net = copy.deepcopy(lm.model)
+    net.cfg = replace(net.cfg, familiarity_components=fam.components.shape[0])
+    net.familiarity = fam
+    return LoadedModel("face", net, dict(lm.meta))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Fit, cross-validate and decide (module docstring); the model with its familiarity goes to OUT/TAG/face.pt
+    and, with ``--ship`` and only if the rule adopts it, to the weights folder."""
+    t0 = time.time()
+    lm = load_model("face", args.weights, "cpu")
+    if lm.untrained:
+        raise ValueError("no trained face model to calibrate")
+    over = parse_overrides(getattr(args, "set", None), WildTrainConfig)[0]
+    cfg = WildTrainConfig(**{"targets": "majority", "select_labels": "ferplus", **over,
+                             "align": bool(lm.meta.get("crop", {}).get("align", True))})
+    data = load_data(args.out, cfg, args.data)
+    fam = known_faces(lm, data.train_x[:data.n_fer])
+    films = np.array([face_data.sfew_film(Path(f).name) for f in data.select[1].files])
+    sel = [read(lm, data.select[0].images, data.select[0].labels),
+           read(lm, data.select[1].images, data.select[1].labels, films)]
+    cv = cross_validate(fam, sel)
+    rule = decision(cv)
+    single, fitted = fit_both(fam, sel)
+    tests = {}
+    for name, sp in data.evaluate.items():
+        o = read(lm, sp.images, sp.labels)
+        p, u = per_face_probs(fitted, o)
+        tests[name] = {"shipped_temperature": figures(o.labels, softmax_t(o.logits, lm.temperature)),
+                       "per_face": figures(o.labels, p), "mean_unfamiliarity": float(u.mean()),
+                       "share_unfamiliar": float((u >= 0.5).mean())}
+    sel_u = {n: float(per_face_probs(fitted, o)[1].mean()) for n, o in zip(SELECTION, sel, strict=True)}
+    fmap = {"weights": fitted.weights.tolist(), "bias": float(fitted.calibration[0]),
+            "t_familiar": float(fitted.calibration[1]), "t_unfamiliar": float(fitted.calibration[2])}
+    entry = {"weights_sha256": lm.meta.get("sha256"), "shipped_temperature": lm.temperature,
+             "single_temperature_refit": single, "components": int(fam.components.shape[0]), "known_faces": KNOWN_FACES,
+             "folds": FOLDS, "cross_validated": cv, "decision": rule, "map": fmap,
+             "selection_mean_unfamiliarity": sel_u, "tests_scored_once": tests,
+             "seconds": round(time.time() - t0, 1)}
+    run_dir = Path(args.out) / (args.tag or "familiarity")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out = attach(lm, fitted)
+    meta = {k: v for k, v in lm.meta.items() if k != "sha256"}
+    meta["familiarity"] = {"map": fmap, "cross_validated": cv, "fitted_on": "FER2013 PublicTest (FER+ majority) "
+                           "and the held-aside SFEW Train films, each counting equally"}
+    entry["checkpoint_sha256"] = save_checkpoint(run_dir / FILES["face"], "face", out.model, meta,
+                                                 keep_fp32=("familiarity.",))
+    if args.ship and rule["adopt"]:
+        entry["shipped"] = save_checkpoint(Path(args.weights or "weights") / FILES["face"], "face", out.model, meta,
+                                           keep_fp32=("familiarity.",))
+    if not args.quick:
+        path = Path(args.reports or REPORTS_DIR) / REPORT
+        path.write_text(json.dumps({"rule": __doc__.split("The rule")[1].strip(), **entry}, indent=2) + "\n")
+    print(json.dumps({k: entry[k] for k in ("cross_validated", "decision", "map", "tests_scored_once")}, indent=2))
+    return 0

@@ -142,6 +142,8 @@ class WildData:
     sfew_val: face_data.FaceSet
     calibrate: dict[str, FerSplit] = field(default_factory=dict)
     """Sets the temperature is fitted on besides the selection sets (``calibrate_wild``)."""
+    n_fer: int = 0
+    """How many of ``train_x``'s rows, from the first, are FER2013 training faces."""
 
 
 def as_split(images: np.ndarray, fs: face_data.FaceSet) -> FerSplit:
@@ -174,6 +176,7 @@ def load_data(out: str | Path, cfg: WildTrainConfig, data: str | Path | None = N
         t, keep = ferplus.targets([fer.files[i] for i in tr_idx], votes, cfg.targets, cfg.contempt)
         xs, ys = [inputs["fer_train"][tr_idx][keep]], [t[keep]]
         sfew_y = np.eye(len(FACE_EMOTIONS), dtype=np.float32)[sfew_y]
+    n_fer = len(xs[0])
     if cfg.use_sfew:
         xs += [sfew_x] * cfg.sfew_repeat
         ys += [sfew_y] * cfg.sfew_repeat
@@ -195,7 +198,7 @@ def load_data(out: str | Path, cfg: WildTrainConfig, data: str | Path | None = N
     if votes is not None:
         evaluate["fer_private_ferplus"] = ferplus_split(private, votes)
     calibrate = {"wild_faces": as_split(wild_x, wild)} if cfg.calibrate_wild else {}
-    return WildData(np.concatenate(xs), np.concatenate(ys), select, evaluate, sets["sfew_val"], calibrate)
+    return WildData(np.concatenate(xs), np.concatenate(ys), select, evaluate, sets["sfew_val"], calibrate, n_fer)
 
 
 def degraded(split: FerSplit, seed: int = 1) -> FerSplit:
