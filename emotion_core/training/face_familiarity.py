@@ -26,6 +26,13 @@ and (3) its ECE on each selection set is at most 0.10. Then it is fitted on all 
 into the face checkpoint (the weights are unchanged, so accuracy is too). FER2013 PrivateTest (by its label
 and by FER+ majority) and SFEW Val are scored once, with the single temperature beside it, and choose
 nothing. Results: ``reports/face_familiarity.json``.
+
+Amended after the first run (2026-12-07, 22:30 UTC), before the second: the two temperatures were unbounded and
+drifted to 4e-12 and 2e9 (a limit in which the log temperature is linear in the signals), which overflowed on
+some out-of-fold faces; that run failed the rule (its out-of-fold likelihood was not a number). Each temperature
+is now kept within 0.3-5 (``T_RANGE``, the single temperature's own search range); nothing else changed. The
+first run had scored the test sets once with its degenerate map: ECE on SFEW Val 0.132 (0.122 with the shipped
+temperature), on FER+ PrivateTest 0.018 (0.035), on FER2013 PrivateTest 0.188 (0.191). They are reported as such.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from ..metrics import ece, nll
 from ..options import parse_overrides
 from ..registry import FILES, REPORTS_DIR, LoadedModel, load_model, save_checkpoint
 from . import face_data
-from .face_wild import WildTrainConfig, load_data
+from .face_wild import WildData, WildTrainConfig, load_data
 from .train_face import fit_face_temperature
 
 log = logging.getLogger(__name__)
@@ -60,6 +67,8 @@ MAX_ECE = 0.10
 SEED = 0
 REPORT = "face_familiarity.json"
 SELECTION = ("fer_public", "sfew_films")
+T_RANGE = (0.3, 5.0)
+"""Each temperature of the map lies here: the single temperature's own search range (``metrics.fit_temperature``)."""
 
 
 @dataclass
@@ -101,15 +110,22 @@ def fit_map(signals: list[np.ndarray], sets: list[Outputs], t_start: float) -> F
     ys = [torch.from_numpy(o.labels).long() for o in sets]
     w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    # start apart: with equal temperatures the map has no gradient
-    lt = torch.tensor([np.log(t_start / 1.2), np.log(t_start * 1.5)], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b, lt], lr=1, max_iter=500, line_search_fn="strong_wolfe")
+    lo, span = np.log(T_RANGE[0]), np.log(T_RANGE[1] / T_RANGE[0])
+
+    def log_t(theta: torch.Tensor) -> torch.Tensor:  # each temperature within T_RANGE
+        return lo + span * torch.sigmoid(theta)
+
+    # start apart (with equal temperatures the map has no gradient), inside the range
+    frac = (np.log(np.clip([t_start / 1.2, t_start * 1.5], T_RANGE[0] * 1.01, T_RANGE[1] / 1.01)) - lo) / span
+    theta = torch.tensor(np.log(frac / (1 - frac)), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b, theta], lr=1, max_iter=500, line_search_fn="strong_wolfe")
 
     def objective() -> torch.Tensor:
         opt.zero_grad()
         loss = torch.zeros((), dtype=torch.float64)
         for zi, li, yi in zip(z, lp, ys, strict=True):
             u = torch.sigmoid(zi @ w + b)
+            lt = log_t(theta)
             t = torch.exp(lt[0] * (1 - u) + lt[1] * u)
             loss = loss - torch.log_softmax(li / t[:, None], 1)[torch.arange(len(yi)), yi].mean()
         loss = loss / len(z)
@@ -117,9 +133,9 @@ def fit_map(signals: list[np.ndarray], sets: list[Outputs], t_start: float) -> F
         return loss
 
     opt.step(objective)
-    wr = w.detach().numpy() / sd
+    wr, lt = w.detach().numpy() / sd, log_t(theta.detach()).exp()
     return FaceMap((float(wr[0]), float(wr[1])), float(b.detach() - (w.detach().numpy() * mu / sd).sum()),
-                   float(lt[0].exp()), float(lt[1].exp()))
+                   float(lt[0]), float(lt[1]))
 
 
 def with_map(fam: Familiarity, fmap: FaceMap) -> Familiarity:
@@ -182,11 +198,32 @@ def decision(cv: dict, max_ece: float = MAX_ECE) -> dict:
     return {"checks": checks, "adopt": all(checks.values())}
 
 
-def known_faces(lm: LoadedModel, train_x: np.ndarray, n: int = KNOWN_FACES, seed: int = SEED) -> Familiarity:
-    """The principal-component model of ``n`` faces the model trained on (seeded random subsample)."""
-    idx = np.sort(np.random.default_rng(seed).choice(len(train_x), size=min(n, len(train_x)), replace=False))
-    feats = read(lm, train_x[idx], np.zeros(len(idx), int)).feats
-    return Familiarity(feats.shape[1], min(N_COMPONENTS, len(idx) - 1)).fit(feats.double().numpy())
+def known_faces(feats: torch.Tensor) -> Familiarity:
+    """The principal-component model of the features of faces the model trained on."""
+    return Familiarity(feats.shape[1], min(N_COMPONENTS, len(feats) - 1)).fit(feats.double().numpy())
+
+
+def model_outputs(lm: LoadedModel, data: WildData, out: Path, n_known: int = KNOWN_FACES, seed: int = SEED
+                  ) -> dict[str, Outputs]:
+    """What the model reads on ``n_known`` of its training faces (seeded random subsample), the selection sets and
+    the test sets; read once per model (its hash) and cached in OUT, as a frozen network's outputs should be."""
+    sha = lm.meta.get("sha256")
+    path = Path(out) / f"face_outputs_{sha[:16]}.pt" if sha else None
+    if path is not None and path.exists():
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: Outputs(v["logits"], v["feats"], v["labels"].numpy(), None if v["groups"] is None
+                           else np.array(v["groups"])) for k, v in raw.items()}
+    train_x = data.train_x[:data.n_fer]
+    idx = np.sort(np.random.default_rng(seed).choice(len(train_x), size=min(n_known, len(train_x)), replace=False))
+    films = np.array([face_data.sfew_film(Path(f).name) for f in data.select[1].files])
+    res = {"known": read(lm, train_x[idx], np.zeros(len(idx), int)),
+           SELECTION[0]: read(lm, data.select[0].images, data.select[0].labels),
+           SELECTION[1]: read(lm, data.select[1].images, data.select[1].labels, films),
+           **{name: read(lm, sp.images, sp.labels) for name, sp in data.evaluate.items()}}
+    if path is not None:
+        torch.save({k: {"logits": o.logits, "feats": o.feats, "labels": torch.from_numpy(o.labels),
+                        "groups": None if o.groups is None else o.groups.tolist()} for k, o in res.items()}, path)
+    return res
 
 
 def attach(lm: LoadedModel, fam: Familiarity) -> LoadedModel:
@@ -208,16 +245,15 @@ def main(args: argparse.Namespace) -> int:
     cfg = WildTrainConfig(**{"targets": "majority", "select_labels": "ferplus", **over,
                              "align": bool(lm.meta.get("crop", {}).get("align", True))})
     data = load_data(args.out, cfg, args.data)
-    fam = known_faces(lm, data.train_x[:data.n_fer])
-    films = np.array([face_data.sfew_film(Path(f).name) for f in data.select[1].files])
-    sel = [read(lm, data.select[0].images, data.select[0].labels),
-           read(lm, data.select[1].images, data.select[1].labels, films)]
+    outputs = model_outputs(lm, data, Path(args.out))
+    fam = known_faces(outputs["known"].feats)
+    sel = [outputs[n] for n in SELECTION]
     cv = cross_validate(fam, sel)
     rule = decision(cv)
     single, fitted = fit_both(fam, sel)
     tests = {}
-    for name, sp in data.evaluate.items():
-        o = read(lm, sp.images, sp.labels)
+    for name in data.evaluate:
+        o = outputs[name]
         p, u = per_face_probs(fitted, o)
         tests[name] = {"shipped_temperature": figures(o.labels, softmax_t(o.logits, lm.temperature)),
                        "per_face": figures(o.labels, p), "mean_unfamiliarity": float(u.mean()),
