@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from test_datasets import make_fer
 from test_face_wild import make_sfew
@@ -129,3 +130,18 @@ def test_the_command_fits_scores_and_ships_only_by_the_rule(tmp_path: Path) -> N
     assert model.familiarity is not None and meta["familiarity"]["map"] == rep["map"]
     shipped = (tmp_path / "w" / "face.pt").read_bytes() != before
     assert shipped == rep["decision"]["adopt"] == ("shipped" in rep)
+
+
+def test_film_spread_reads_each_film_with_enough_faces() -> None:
+    from emotion_core.training.face_familiarity import film_spread
+
+    # film a: 8 faces, sure (logit 4) and all right; film b: 8 faces, as sure and all wrong; film c: 2 faces, left out
+    logits = torch.zeros(18, 7)
+    logits[:, 0] = 4.0
+    labels = np.array([0] * 8 + [1] * 8 + [0, 0])
+    o = Outputs(logits, torch.zeros(18, 3), labels, np.array(["a"] * 8 + ["b"] * 8 + ["c"] * 2))
+    s = film_spread(o, 1.0)
+    conf = float(torch.softmax(logits[0], 0)[0])
+    assert s["films"] == 3 and s["films_with_8_faces"] == 2
+    assert s["accuracy_min"] == 0.0 and s["accuracy_max"] == 1.0
+    assert s["overconfidence_min"] == pytest.approx(conf - 1) and s["overconfidence_max"] == pytest.approx(conf)

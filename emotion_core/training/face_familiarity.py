@@ -188,6 +188,21 @@ def cross_validate(fam: Familiarity, sel: list[Outputs], k: int = FOLDS) -> dict
             for m, ps in oof.items()}
 
 
+def film_spread(o: Outputs, temperature: float, min_faces: int = 8) -> dict[str, float | int]:
+    """How far confidence and accuracy part film by film (films with at least ``min_faces`` faces): what a few
+    held-aside films can and cannot say about a film never seen."""
+    p = softmax_t(o.logits, temperature)
+    right = p.argmax(1) == o.labels
+    films = [g for g in np.unique(o.groups) if (o.groups == g).sum() >= min_faces]
+    acc = np.array([right[o.groups == g].mean() for g in films])
+    gap = np.array([p[o.groups == g].max(1).mean() for g in films]) - acc
+    q1, med, q3 = np.percentile(gap, [25, 50, 75])
+    return {"films": int(len(np.unique(o.groups))), f"films_with_{min_faces}_faces": len(films),
+            "overconfidence_median": float(med), "overconfidence_q1": float(q1), "overconfidence_q3": float(q3),
+            "overconfidence_min": float(gap.min()), "overconfidence_max": float(gap.max()),
+            "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max())}
+
+
 def decision(cv: dict, max_ece: float = MAX_ECE) -> dict:
     """The rule of the module docstring on the out-of-fold figures."""
     s, p = cv["single"], cv["per_face"]
@@ -246,6 +261,7 @@ def main(args: argparse.Namespace) -> int:
                              "align": bool(lm.meta.get("crop", {}).get("align", True))})
     data = load_data(args.out, cfg, args.data)
     outputs = model_outputs(lm, data, Path(args.out))
+    outputs["sfew_val"] = replace(outputs["sfew_val"], groups=data.sfew_val.groups)  # its films (same order)
     fam = known_faces(outputs["known"].feats)
     sel = [outputs[n] for n in SELECTION]
     cv = cross_validate(fam, sel)
@@ -265,6 +281,8 @@ def main(args: argparse.Namespace) -> int:
              "single_temperature_refit": single, "components": int(fam.components.shape[0]), "known_faces": KNOWN_FACES,
              "folds": FOLDS, "cross_validated": cv, "decision": rule, "map": fmap,
              "selection_mean_unfamiliarity": sel_u, "tests_scored_once": tests,
+             "per_film_at_shipped_temperature": {n: film_spread(outputs[n], lm.temperature)
+                                                 for n in ("sfew_films", "sfew_val")},
              "seconds": round(time.time() - t0, 1)}
     run_dir = Path(args.out) / (args.tag or "familiarity")
     run_dir.mkdir(parents=True, exist_ok=True)
