@@ -126,6 +126,7 @@ def test_the_command_fits_scores_and_ships_only_by_the_rule(tmp_path: Path) -> N
     assert set(rep["cross_validated"]) == {"single", "per_face"}
     assert set(rep["tests_scored_once"]) == {"fer_private", "fer_private_ferplus", "sfew_val"}
     assert rep["rule"].startswith("(written before")
+    assert rep["per_film_at_shipped_temperature"]["sfew_films"]["films"] >= 1
     model, meta = load_checkpoint(out / "fam" / "face.pt")
     assert model.familiarity is not None and meta["familiarity"]["map"] == rep["map"]
     shipped = (tmp_path / "w" / "face.pt").read_bytes() != before

@@ -194,11 +194,13 @@ def film_spread(o: Outputs, temperature: float, min_faces: int = 8) -> dict[str,
     p = softmax_t(o.logits, temperature)
     right = p.argmax(1) == o.labels
     films = [g for g in np.unique(o.groups) if (o.groups == g).sum() >= min_faces]
+    counts = {"films": int(len(np.unique(o.groups))), f"films_with_{min_faces}_faces": len(films)}
+    if not films:
+        return counts
     acc = np.array([right[o.groups == g].mean() for g in films])
     gap = np.array([p[o.groups == g].max(1).mean() for g in films]) - acc
     q1, med, q3 = np.percentile(gap, [25, 50, 75])
-    return {"films": int(len(np.unique(o.groups))), f"films_with_{min_faces}_faces": len(films),
-            "overconfidence_median": float(med), "overconfidence_q1": float(q1), "overconfidence_q3": float(q3),
+    return {**counts, "overconfidence_median": float(med), "overconfidence_q1": float(q1), "overconfidence_q3": float(q3),
             "overconfidence_min": float(gap.min()), "overconfidence_max": float(gap.max()),
             "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max())}
 
