@@ -54,6 +54,24 @@ counting equally (their student labels are noisy, so a temperature fitted to the
 replaces the shipped temperature if (1) the ECE on each of those three sets is at most 0.10 and (2) the mean ECE
 on the films and the wild faces is lower than with the shipped temperature (both scored in the same run).
 Accuracy cannot change. SFEW Val and PrivateTest are scored once and choose nothing.
+
+The FER+ majority labels with the faces in the wild (issue #29; written on 2026-12-07 before the run). Not tried
+before: the wild faces were only tried with ``votes``. The candidate is the shipped recipe plus them, from the same
+start (the model of 2026-11-26, ``git show b12a760:weights/face.pt`` with its ``MANIFEST.json`` into
+``runs/faces/fer2013-start/``):
+
+    python -m emotion_core train face-wild --data ../shared/data --out runs/faces --tag ferplus-majority-wild \
+        --epochs 1 --set targets=majority --set select_labels=ferplus --set calibrate_per_set=true --set wild=true \
+        --set init=runs/faces/fer2013-start/face.pt
+    python -m emotion_core evaluate face-wild --data ../shared/data --out runs/faces --tag ferplus-majority-wild \
+        --weights runs/faces/ferplus-majority-wild --compare-weights weights \
+        --set select_labels=ferplus --set calibrate_per_set=true
+
+It replaces the shipped model only if ``ferplus_decision`` qualifies it against ``ferplus-majority`` (the shipped
+model's own run) and, the soups having shown that a gain of 3 film faces is noise, if the gain is beyond noise:
+the 95 % paired-bootstrap interval of its mean selection accuracy minus the shipped model's, over the same faces
+(``metrics.paired_gain``, 2,000 resamples of the faces within each set), lies above 0. SFEW Val and PrivateTest
+are scored once and choose nothing.
 """
 
 from __future__ import annotations
