@@ -75,3 +75,19 @@ def nll(y_true: np.ndarray, probs: np.ndarray) -> float:
 def fold_accuracy(y_true: np.ndarray, probs: np.ndarray, folds: np.ndarray, fold_ids: Sequence[int]) -> list[float]:
     """Accuracy of the arg-max prediction within each of ``fold_ids`` (``folds``: each row's fold)."""
     return [float((probs[folds == f].argmax(1) == y_true[folds == f]).mean()) for f in fold_ids]
+
+
+def paired_gain(right_a: Sequence[np.ndarray], right_b: Sequence[np.ndarray], n_resamples: int = 2000,
+                seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """How much model a beats model b on the mean over sets of their accuracies, and whether beyond noise:
+    ``right_*``: per set, whether each face was read right (same faces, same order, for both models). The faces
+    are resampled within each set, the same draw for both models (paired), ``n_resamples`` times (seeded)."""
+    rng = np.random.default_rng(seed)
+    gains = np.zeros(n_resamples)
+    for a, b in zip(right_a, right_b, strict=True):
+        d = np.asarray(a, float) - np.asarray(b, float)
+        idx = rng.integers(0, len(d), size=(n_resamples, len(d)))
+        gains += d[idx].mean(1) / len(right_a)
+    point = float(np.mean([np.mean(a) - np.mean(b) for a, b in zip(right_a, right_b, strict=True)]))
+    lo, hi = np.quantile(gains, [(1 - level) / 2, (1 + level) / 2])
+    return {"gain": point, "low": float(lo), "high": float(hi), "beyond_noise": bool(lo > 0)}

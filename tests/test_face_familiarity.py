@@ -146,3 +146,4 @@ def test_film_spread_reads_each_film_with_enough_faces() -> None:
     assert s["films"] == 3 and s["films_with_8_faces"] == 2
     assert s["accuracy_min"] == 0.0 and s["accuracy_max"] == 1.0
     assert s["overconfidence_min"] == pytest.approx(conf - 1) and s["overconfidence_max"] == pytest.approx(conf)
+

@@ -106,6 +106,15 @@ def test_tiny_run_on_votes_scores_fer_plus_majority(tmp_path: Path) -> None:
     rc = main(["evaluate", "face-wild", "--tag", "shipped-ferplus", *args])
     assert rc == 0
     assert not (tmp_path / "rep" / "face_wild.json").exists(), "--quick writes no report"
+    # scored against a model: the paired gain over it (here itself: 0, not beyond noise); the run's entry is kept
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / "face_wild.json").write_text(json.dumps({"protocol": "p", "runs": {"votes": res}}))
+    rc = main(["evaluate", "face-wild", "--tag", "votes", "--weights", str(out / "votes"), "--compare-weights",
+               str(out / "votes"), *[a for a in args if a != "--quick"]])
+    assert rc == 0
+    entry = json.loads((tmp_path / "rep" / "face_wild.json").read_text())["runs"]["votes"]
+    assert entry["selection_gain"]["gain"] == 0.0 and not entry["selection_gain"]["beyond_noise"]
+    assert entry["train_config"]["targets"] == "votes"
 
 
 def make_wild(wild: Path) -> Path:
@@ -219,3 +228,24 @@ def test_the_recalibration_rule_as_written() -> None:
     assert not no["adopt"] and not no["checks"]["ece_at_most_0.10_on_each"], "in-corpus must stay within 0.10"
     no = recalibration_decision({"c": run(0.03, 0.09, 0.09, (0.03, 0.05, 0.12))}, "c")
     assert not no["adopt"] and not no["checks"]["elsewhere_mean_ece_falls"]
+
+
+def test_paired_gain_tells_a_real_gain_from_noise() -> None:
+    from emotion_core.metrics import paired_gain
+
+    rng = np.random.default_rng(0)
+    b = [rng.random(3000) < 0.85, rng.random(179) < 0.61]
+    # 3 more film faces right and 13 fewer web photos: the soups' case, noise
+    a = [b[0].copy(), b[1].copy()]
+    a[0][np.flatnonzero(b[0])[:13]] = False
+    a[1][np.flatnonzero(~b[1])[:3]] = True
+    g = paired_gain(a, b)
+    assert g["gain"] == pytest.approx((-13 / 3000 + 3 / 179) / 2)
+    assert g["low"] < 0 < g["high"] and not g["beyond_noise"]
+    # 60 more web photos and 15 more film faces right: beyond noise
+    a = [b[0].copy(), b[1].copy()]
+    a[0][np.flatnonzero(~b[0])[:60]] = True
+    a[1][np.flatnonzero(~b[1])[:15]] = True
+    g = paired_gain(a, b)
+    assert g["low"] > 0 and g["beyond_noise"]
+    assert paired_gain(b, b)["gain"] == 0.0 and not paired_gain(b, b)["beyond_noise"]

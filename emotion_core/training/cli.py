@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "runs the four-corpora protocol (emotion_core.training.voice_offcorpus)")
         t.add_argument("--compare-weights", default=None,
                        help="voice-corpora: folder of the model to compare against (default weights/, before it is "
-                            "replaced)")
+                            "replaced); evaluate face-wild: also the paired-bootstrap selection gain over that model")
         t.set_defaults(func=lambda args, commands=commands: commands[args.what](args))
     return p
 
