@@ -155,24 +155,27 @@ class FaceReading:
 
 @torch.inference_mode()
 def face_outputs(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(n, 48, 48) face inputs in [0, 1] -> (logits (n, 7), penultimate features (n, 1280)), before any
     temperature. With ``flip_tta`` both are the mean over the face and its mirror image (cheap, steadier on
-    real video; the classifier is linear, so the mean features give the mean logits)."""
+    real video; the classifier is linear, so the mean features give the mean logits). A face network without
+    ``embed`` (any other module that maps faces to logits) gives no features."""
     net = model.model
     device = next(net.parameters()).device
+    split = hasattr(net, "embed") and hasattr(net, "classify")
     logits, feats = [], []
     for i in range(0, len(faces), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(faces[i: i + batch_size], dtype=np.float32))[:, None].to(device)
         with model_lock(net):
-            h = net.embed(x)
+            h = net.embed(x) if split else net(x)
             if flip_tta:
-                h = (h + net.embed(torch.flip(x, dims=[-1]))) / 2
-            logits.append(net.classify(h).float().cpu())
-        feats.append(h.float().cpu())
+                h = (h + (net.embed if split else net)(torch.flip(x, dims=[-1]))) / 2
+            logits.append((net.classify(h) if split else h).float().cpu())
+        if split:
+            feats.append(h.float().cpu())
     if not logits:
-        return torch.zeros(0, len(FACE_EMOTIONS)), torch.zeros(0, 1280)
-    return torch.cat(logits), torch.cat(feats)
+        return torch.zeros(0, len(FACE_EMOTIONS)), None
+    return torch.cat(logits), torch.cat(feats) if split else None
 
 
 def read_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True,
@@ -181,7 +184,7 @@ def read_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BAT
     its familiarity gives (``training/face_familiarity.py``); otherwise the checkpoint's one temperature."""
     logits, feats = face_outputs(model, faces, batch_size, flip_tta)
     familiarity = getattr(model.model, "familiarity", None)
-    if familiarity is None or not per_face or not len(logits):
+    if familiarity is None or feats is None or not per_face or not len(logits):
         return FaceReading(face_to_8(softmax_t(logits, model.temperature)))
     u = familiarity.unfamiliarity(familiarity.distances(feats.double()))
     t = familiarity.temperature(u)
