@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .constants import EMOTIONS, FACE_EMOTIONS, SAMPLE_RATE
-from .familiarity import FamiliarityReading
+from .familiarity import Familiarity, FamiliarityReading
 from .features import log_mel, voice_windows
 from .registry import LoadedModel
 from .voice_ensemble import VoiceEnsemble
@@ -178,6 +178,15 @@ def face_outputs(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_B
     return torch.cat(logits), torch.cat(feats) if split else None
 
 
+def per_face_softmax(familiarity: Familiarity, logits: torch.Tensor, feats: torch.Tensor
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 7) probabilities with each face at the temperature its familiarity gives, the faces' unfamiliarity
+    and those temperatures (one computation for the app and for fitting the map)."""
+    u = familiarity.unfamiliarity(familiarity.distances(feats.double()))
+    t = familiarity.temperature(u)
+    return softmax_t(logits, torch.from_numpy(t).float()[:, None]), u, t
+
+
 def read_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True,
                per_face: bool = True) -> FaceReading:
     """Face inputs -> ``FaceReading``. With a familiarity model and ``per_face`` each face takes the temperature
@@ -186,9 +195,8 @@ def read_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BAT
     familiarity = getattr(model.model, "familiarity", None)
     if familiarity is None or feats is None or not per_face or not len(logits):
         return FaceReading(face_to_8(softmax_t(logits, model.temperature)))
-    u = familiarity.unfamiliarity(familiarity.distances(feats.double()))
-    t = familiarity.temperature(u)
-    return FaceReading(face_to_8(softmax_t(logits, torch.from_numpy(t).float()[:, None])), u, t)
+    p7, u, t = per_face_softmax(familiarity, logits, feats)
+    return FaceReading(face_to_8(p7), u, t)
 
 
 def predict_faces(model: LoadedModel, faces: np.ndarray, batch_size: int = FACE_BATCH, flip_tta: bool = True,

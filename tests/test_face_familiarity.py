@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_datasets import make_fer
-from test_face_wild import make_sfew
-from test_ferplus import write_labels
+from test_ferplus import tiny_face_data
 
 from emotion_core.familiarity import Familiarity
 from emotion_core.inference import FACE_INDEX, face_outputs, predict_faces, read_faces, softmax_t
@@ -107,14 +105,8 @@ def test_the_rule_as_written() -> None:
 
 def test_the_command_fits_scores_and_ships_only_by_the_rule(tmp_path: Path) -> None:
     from emotion_core.__main__ import main
-    from emotion_core.training import face_data
 
-    make_fer(tmp_path / "data" / "fer2013", per_class=3)
-    make_sfew(tmp_path / "data" / "sfew")
-    write_labels(tmp_path / "data")
-    out = tmp_path / "runs"
-    out.mkdir()
-    face_data.build_detections(tmp_path / "data", out)
+    out = tiny_face_data(tmp_path)
     lm = tiny_face()
     save_checkpoint(tmp_path / "w" / "face.pt", "face", lm.model, {"temperature": 1.3, "crop": {"align": True}})
     reports = tmp_path / "reports"

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from test_datasets import make_fer
-from test_face_wild import make_sfew
-from test_ferplus import write_labels
+from test_ferplus import tiny_face_data
 
 from emotion_core.models import FaceConfig, FaceNet
 from emotion_core.registry import FILES, load_checkpoint, save_checkpoint
-from emotion_core.training import face_data
 from emotion_core.training.face_soup import average_states, make_soup, reestimate_bn
 
 
@@ -47,12 +44,7 @@ def test_batchnorm_statistics_are_re_estimated_on_the_faces_given() -> None:
 def test_tiny_face_soup_run_writes_soups_the_app_loads(tmp_path: Path) -> None:
     from emotion_core.__main__ import main
 
-    make_fer(tmp_path / "data" / "fer2013", per_class=3)
-    make_sfew(tmp_path / "data" / "sfew")
-    write_labels(tmp_path / "data")
-    out = tmp_path / "runs"
-    out.mkdir()
-    face_data.build_detections(tmp_path / "data", out)
+    out = tiny_face_data(tmp_path)
     for seed in (0, 1):
         save_checkpoint(out / f"m{seed}" / FILES["face"], "face", net(seed), {"temperature": 1.0})
     rc = main(["train", "face-soup", "--data", str(tmp_path / "data"), "--out", str(out), "--quick",

@@ -117,6 +117,20 @@ def test_tiny_run_on_votes_scores_fer_plus_majority(tmp_path: Path) -> None:
     assert entry["train_config"]["targets"] == "votes"
 
 
+def tiny_face_data(tmp_path: Path) -> Path:
+    """A tiny FER2013 + SFEW + FER+ labels under ``tmp_path/data``, its MTCNN detections cached in the returned
+    ``tmp_path/runs``: what the face-wild family of commands reads."""
+    from emotion_core.training import face_data
+
+    make_fer(tmp_path / "data" / "fer2013", per_class=3)
+    make_sfew(tmp_path / "data" / "sfew")
+    write_labels(tmp_path / "data")
+    out = tmp_path / "runs"
+    out.mkdir()
+    face_data.build_detections(tmp_path / "data", out)
+    return out
+
+
 def make_wild(wild: Path) -> Path:
     """A tiny copy of muxspace/facial_expressions: a contempt row, an image listed twice, a missing image."""
     from PIL import Image
@@ -186,12 +200,7 @@ def test_recalibrating_on_faces_from_elsewhere_changes_only_the_temperature(tmp_
     from emotion_core.training import face_data
     from emotion_core.training.face_wild import recalibration_decision
 
-    make_fer(tmp_path / "data" / "fer2013", per_class=3)
-    make_sfew(tmp_path / "data" / "sfew")
-    write_labels(tmp_path / "data")
-    out = tmp_path / "runs"
-    out.mkdir()
-    face_data.build_detections(tmp_path / "data", out)
+    out = tiny_face_data(tmp_path)
     face_data.build_wild_detections(make_wild(tmp_path / "facial_expressions"), out)
     torch.manual_seed(0)
     net = FaceNet(FaceConfig()).eval()

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 from ..constants import FACE_EMOTIONS
-from ..familiarity import Familiarity
-from ..inference import face_outputs, softmax_t
+from ..familiarity import UNFAMILIAR_AT, Familiarity
+from ..inference import face_outputs, per_face_softmax, softmax_t
 from ..metrics import ece, nll
 from ..options import parse_overrides
 from ..registry import FILES, REPORTS_DIR, LoadedModel, load_model, save_checkpoint
@@ -146,8 +146,7 @@ def with_map(fam: Familiarity, fmap: FaceMap) -> Familiarity:
 
 def per_face_probs(fam: Familiarity, o: Outputs) -> tuple[np.ndarray, np.ndarray]:
     """(n, 7) probabilities at each face's temperature, and each face's unfamiliarity."""
-    u = fam.unfamiliarity(fam.distances(o.feats.double()))
-    return softmax_t(o.logits, torch.from_numpy(fam.temperature(u)).float()[:, None]), u
+    return per_face_softmax(fam, o.logits, o.feats)[:2]
 
 
 def fold_ids(o: Outputs, k: int = FOLDS, seed: int = SEED) -> np.ndarray:
@@ -275,7 +274,7 @@ def main(args: argparse.Namespace) -> int:
         p, u = per_face_probs(fitted, o)
         tests[name] = {"shipped_temperature": figures(o.labels, softmax_t(o.logits, lm.temperature)),
                        "per_face": figures(o.labels, p), "mean_unfamiliarity": float(u.mean()),
-                       "share_unfamiliar": float((u >= 0.5).mean())}
+                       "share_unfamiliar": float((u >= UNFAMILIAR_AT).mean())}
     sel_u = {n: float(per_face_probs(fitted, o)[1].mean()) for n, o in zip(SELECTION, sel, strict=True)}
     fmap = {"weights": fitted.weights.tolist(), "bias": float(fitted.calibration[0]),
             "t_familiar": float(fitted.calibration[1]), "t_unfamiliar": float(fitted.calibration[2])}
